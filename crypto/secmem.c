@@ -1,0 +1,179 @@
+#include "crypto/secmem.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#define CHUNK_MIN (64u * 1024u)
+
+struct chunk {
+    struct chunk *next;
+    size_t len;   /* mapped bytes, including this header */
+    size_t used;  /* bytes handed out, including this header */
+    bool locked;
+};
+
+struct sfs_arena {
+    struct chunk *head;
+    size_t used;
+    size_t mapped;
+    bool all_locked;
+};
+
+static bool lock_required;
+static sfs_arena_inspect_fn free_inspector;
+static void *free_inspector_ctx;
+
+int sfs_crypto_init(void)
+{
+    return sodium_init() < 0 ? -EIO : 0;
+}
+
+void sfs_secmem_require_lock(bool required)
+{
+    lock_required = required;
+}
+
+void sfs_arena_set_free_inspector(sfs_arena_inspect_fn fn, void *ctx)
+{
+    free_inspector = fn;
+    free_inspector_ctx = ctx;
+}
+
+void sfs_wipe(void *p, size_t n)
+{
+    if (p && n)
+        sodium_memzero(p, n);
+}
+
+bool sfs_equal_ct(const void *a, const void *b, size_t n)
+{
+    return sodium_memcmp(a, b, n) == 0;
+}
+
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
+
+static struct chunk *chunk_map(size_t want)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = round_up(want + sizeof(struct chunk), page);
+    struct chunk *c;
+    void *p;
+
+    if (len < CHUNK_MIN)
+        len = CHUNK_MIN;
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    (void)madvise(p, len, MADV_DONTDUMP);
+    (void)madvise(p, len, MADV_DONTFORK);
+    c = p;
+    c->locked = mlock(p, len) == 0;
+    if (!c->locked && lock_required) {
+        munmap(p, len);
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->len = len;
+    c->used = round_up(sizeof(struct chunk), 16);
+    c->next = NULL;
+    return c;
+}
+
+sfs_arena *sfs_arena_new(size_t hint)
+{
+    sfs_arena *a = calloc(1, sizeof *a);
+
+    if (!a)
+        return NULL;
+    a->all_locked = true;
+    if (hint) {
+        a->head = chunk_map(hint);
+        if (!a->head) {
+            free(a);
+            return NULL;
+        }
+        a->mapped = a->head->len;
+        a->all_locked = a->head->locked;
+    }
+    return a;
+}
+
+void *sfs_arena_alloc(sfs_arena *a, size_t n)
+{
+    struct chunk *c = a->head;
+    size_t need = round_up(n ? n : 1, 16);
+    void *p;
+
+    if (need < n)
+        return NULL;
+    if (!c || c->len - c->used < need) {
+        size_t grow = c ? c->len * 2 : 0;
+        c = chunk_map(need > grow ? need : grow);
+        if (!c)
+            return NULL;
+        c->next = a->head;
+        a->head = c;
+        a->mapped += c->len;
+        a->all_locked = a->all_locked && c->locked;
+    }
+    p = (unsigned char *)c + c->used;
+    c->used += need;
+    a->used += need;
+    return p;
+}
+
+void *sfs_arena_dup(sfs_arena *a, const void *src, size_t n)
+{
+    void *p = sfs_arena_alloc(a, n);
+
+    if (p && n)
+        memcpy(p, src, n);
+    return p;
+}
+
+void sfs_arena_free(sfs_arena *a)
+{
+    struct chunk *c;
+
+    if (!a)
+        return;
+    c = a->head;
+    while (c) {
+        struct chunk *next = c->next;
+        size_t len = c->len;
+        bool locked = c->locked;
+
+        sodium_memzero(c, len);
+        if (free_inspector)
+            free_inspector(c, len, free_inspector_ctx);
+        if (locked)
+            munlock(c, len);
+        munmap(c, len);
+        c = next;
+    }
+    free(a);
+}
+
+size_t sfs_arena_used(const sfs_arena *a)
+{
+    return a->used;
+}
+
+size_t sfs_arena_mapped(const sfs_arena *a)
+{
+    return a->mapped;
+}
+
+bool sfs_arena_locked(const sfs_arena *a)
+{
+    return a->all_locked;
+}

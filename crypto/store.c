@@ -1,0 +1,610 @@
+#include "crypto/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "secrets/names.h"
+
+/* Byte layout (crypto/FORMAT.md is the specification; keep the two in step). */
+#define MAGIC "SFSSTORE"
+#define MAGIC_LEN 8
+#define OFF_VERSION 8
+#define OFF_FLAGS 10
+#define OFF_KEY_ID 12
+#define KEY_ID_LEN 8
+#define OFF_TOTAL 20
+#define OFF_NONCE 28
+#define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define OFF_CHECKSUM 52
+#define CHECKSUM_LEN 16
+#define HEADER_LEN 68
+#define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define MIN_LEN (HEADER_LEN + TAG_LEN)
+
+#define KEY_ID_PERSONAL "secretfs-keyid-1"
+#define MAX_PLAINTEXT ((size_t)64 << 20)
+#define MAX_FILE (MIN_LEN + MAX_PLAINTEXT)
+
+/* Smallest encoded entry: u16 name_len, 1 name byte, u32 value_len, i64, i64. */
+#define ENTRY_MIN 23
+
+_Static_assert(OFF_NONCE + NONCE_LEN == OFF_CHECKSUM, "header layout");
+_Static_assert(OFF_CHECKSUM + CHECKSUM_LEN == HEADER_LEN, "header layout");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == SFS_KEY_BYTES, "key size");
+
+static void put_u16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint16_t get_u16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void key_id(const sfs_key *key, unsigned char id[KEY_ID_LEN])
+{
+    (void)crypto_generichash_blake2b_salt_personal(id, KEY_ID_LEN, sfs_key_bytes(key),
+                                                   SFS_KEY_BYTES, NULL, 0, NULL,
+                                                   (const unsigned char *)KEY_ID_PERSONAL);
+}
+
+static void header_checksum(const unsigned char *header, unsigned char sum[CHECKSUM_LEN])
+{
+    (void)crypto_generichash(sum, CHECKSUM_LEN, header, OFF_CHECKSUM, NULL, 0);
+}
+
+static void hex(const unsigned char *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* Plaintext size of `set`, or 0 with err set when it cannot be stored. */
+static int plaintext_size(const sfs_set *set, size_t *out, struct sfs_err *err)
+{
+    size_t n = sfs_set_count(set), total = 4;
+    const char *prev = NULL;
+
+    if (n > UINT32_MAX)
+        return sfs_err_set(err, -EFBIG, "%zu secrets are more than a store holds", n);
+    for (size_t i = 0; i < n; i++) {
+        const sfs_entry *e = sfs_set_at(set, i);
+        size_t name_len = strlen(e->name);
+
+        if (name_len == 0 || name_len > SFS_NAME_MAX)
+            return sfs_err_set(err, -EINVAL, "secret #%zu has a %zu-byte name; a stored name "
+                               "is 1-%d bytes", i + 1, name_len, SFS_NAME_MAX);
+        if (prev && strcmp(prev, e->name) >= 0)
+            return sfs_err_set(err, -EINVAL, "secret #%zu is out of order in the set "
+                               "(internal error)", i + 1);
+        prev = e->name;
+        total += 2 + name_len + 4 + 16;
+        if (e->len > MAX_PLAINTEXT || total + e->len > MAX_PLAINTEXT)
+            return sfs_err_set(err, -EFBIG, "the secrets take more than the %zu MiB a store "
+                               "holds", MAX_PLAINTEXT >> 20);
+        total += e->len;
+    }
+    *out = total;
+    return 0;
+}
+
+int sfs_store_encode(const sfs_set *set, const sfs_key *key, unsigned char **out,
+                     size_t *out_len, struct sfs_err *err)
+{
+    unsigned char *plain = NULL, *image = NULL, *p;
+    size_t plain_len = 0, image_len, n = sfs_set_count(set);
+    unsigned long long clen = 0;
+    int rc;
+
+    rc = plaintext_size(set, &plain_len, err);
+    if (rc < 0)
+        return rc;
+    image_len = HEADER_LEN + plain_len + TAG_LEN;
+    plain = sodium_malloc(plain_len);
+    image = malloc(image_len);
+    if (!plain || !image) {
+        rc = sfs_err_set(err, -ENOMEM, "out of memory encoding %zu bytes of secrets",
+                         plain_len);
+        goto out_free;
+    }
+
+    p = plain;
+    put_u32(p, (uint32_t)n);
+    p += 4;
+    for (size_t i = 0; i < n; i++) {
+        const sfs_entry *e = sfs_set_at(set, i);
+        size_t name_len = strlen(e->name);
+
+        put_u16(p, (uint16_t)name_len);
+        memcpy(p + 2, e->name, name_len);
+        p += 2 + name_len;
+        put_u32(p, e->len);
+        if (e->len)
+            memcpy(p + 4, e->value, e->len);
+        p += 4 + e->len;
+        put_u64(p, (uint64_t)e->created);
+        put_u64(p + 8, (uint64_t)e->updated);
+        p += 16;
+    }
+
+    memcpy(image, MAGIC, MAGIC_LEN);
+    put_u16(image + OFF_VERSION, SFS_STORE_VERSION);
+    put_u16(image + OFF_FLAGS, 0);
+    key_id(key, image + OFF_KEY_ID);
+    put_u64(image + OFF_TOTAL, image_len);
+    randombytes_buf(image + OFF_NONCE, NONCE_LEN);
+    header_checksum(image, image + OFF_CHECKSUM);
+    (void)crypto_aead_xchacha20poly1305_ietf_encrypt(
+        image + HEADER_LEN, &clen, plain, plain_len, image, HEADER_LEN, NULL,
+        image + OFF_NONCE, sfs_key_bytes(key));
+
+    *out = image;
+    *out_len = image_len;
+    image = NULL;
+    rc = 0;
+
+out_free:
+    free(image);
+    if (plain)
+        sodium_free(plain);
+    return rc;
+}
+
+/* Checks the framing of every entry and sums the arena space the set will need, so the
+ * decoder can presize the set and then insert without re-checking. */
+__attribute__((warn_unused_result))
+static int plaintext_check(const unsigned char *p, size_t len, size_t *arena_bytes,
+                           struct sfs_err *err)
+{
+    const unsigned char *end = p + len, *prev = NULL;
+    size_t prev_len = 0, need = 0;
+    uint32_t count;
+
+    if (len < 4)
+        return sfs_err_set(err, -EBADMSG, "store contents are malformed: no entry count");
+    count = get_u32(p);
+    p += 4;
+    if (count > (size_t)(end - p) / ENTRY_MIN)
+        return sfs_err_set(err, -EBADMSG, "store contents are malformed: %" PRIu32 " entries "
+                           "cannot fit in %zu bytes", count, len);
+    for (uint32_t i = 1; i <= count; i++) {
+        size_t name_len, value_len;
+        const unsigned char *name;
+        int order;
+
+        if (end - p < 2)
+            goto out_short;
+        name_len = get_u16(p);
+        name = p + 2;
+        if (name_len == 0 || name_len > SFS_NAME_MAX)
+            return sfs_err_set(err, -EBADMSG, "store contents are malformed: entry %" PRIu32
+                               " has a %zu-byte name (allowed: 1-%d)", i, name_len,
+                               SFS_NAME_MAX);
+        if ((size_t)(end - name) < name_len + 4)
+            goto out_short;
+        if (memchr(name, '\0', name_len))
+            return sfs_err_set(err, -EBADMSG, "store contents are malformed: entry %" PRIu32
+                               " has a NUL byte in its name", i);
+        if (prev) {
+            order = memcmp(prev, name, prev_len < name_len ? prev_len : name_len);
+            if (order > 0 || (order == 0 && prev_len >= name_len))
+                return sfs_err_set(err, -EBADMSG, "store contents are malformed: entry %"
+                                   PRIu32 " is out of order or a duplicate", i);
+        }
+        prev = name;
+        prev_len = name_len;
+        p = name + name_len;
+        value_len = get_u32(p);
+        p += 4;
+        if ((size_t)(end - p) < value_len || (size_t)(end - p) - value_len < 16)
+            goto out_short;
+        p += value_len + 16;
+        need += (name_len + 1 + 15) / 16 * 16 + (value_len + 15) / 16 * 16;
+    }
+    if (p != end)
+        return sfs_err_set(err, -EBADMSG, "store contents are malformed: %zu unexpected bytes "
+                           "after the last entry", (size_t)(end - p));
+    *arena_bytes = need;
+    return 0;
+
+out_short:
+    return sfs_err_set(err, -EBADMSG, "store contents are malformed: an entry runs past the "
+                       "end of the data");
+}
+
+static int plaintext_decode(const unsigned char *p, size_t len, sfs_set **out,
+                            struct sfs_err *err)
+{
+    char name[SFS_NAME_MAX + 1];
+    size_t arena_bytes = 0;
+    uint32_t count;
+    sfs_set *set;
+    int rc;
+
+    rc = plaintext_check(p, len, &arena_bytes, err);
+    if (rc < 0)
+        return rc;
+    set = sfs_set_new(arena_bytes);
+    if (!set)
+        return sfs_err_set(err, -ENOMEM, "out of secure memory for %zu bytes of secrets",
+                           arena_bytes);
+    count = get_u32(p);
+    p += 4;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t name_len = get_u16(p), value_len;
+        const unsigned char *value;
+
+        memcpy(name, p + 2, name_len);
+        name[name_len] = '\0';
+        p += 2 + name_len;
+        value_len = get_u32(p);
+        value = p + 4;
+        p = value + value_len;
+        rc = sfs_set_put(set, name, value, value_len, (int64_t)get_u64(p),
+                         (int64_t)get_u64(p + 8));
+        p += 16;
+        if (rc < 0) {
+            sfs_err_set(err, rc, "out of secure memory decoding the store");
+            goto out_free;
+        }
+    }
+    *out = set;
+    set = NULL;
+
+out_free:
+    sfs_set_free(set);
+    sodium_memzero(name, sizeof name);
+    return rc;
+}
+
+/* Everything that can be checked without the key, in an order that makes any truncation
+ * report "truncated", and a version change report the version before any checksum. */
+__attribute__((warn_unused_result))
+static int header_check(const unsigned char *b, size_t len, struct sfs_err *err)
+{
+    unsigned char sum[CHECKSUM_LEN];
+    uint64_t total;
+    uint16_t version, flags;
+
+    if (memcmp(b, MAGIC, len < MAGIC_LEN ? len : MAGIC_LEN) != 0)
+        return sfs_err_set(err, -EBADMSG, "not a secretfs store (bad magic); check the store "
+                           "path");
+    if (len < OFF_FLAGS)
+        goto out_short;
+    version = get_u16(b + OFF_VERSION);
+    if (version != SFS_STORE_VERSION)
+        return sfs_err_set(err, -EPROTONOSUPPORT, "store format version %u; this secretfs "
+                           "reads version %d; upgrade secretfs", version, SFS_STORE_VERSION);
+    if (len < HEADER_LEN)
+        goto out_short;
+    header_checksum(b, sum);
+    if (sodium_memcmp(sum, b + OFF_CHECKSUM, CHECKSUM_LEN) != 0)
+        return sfs_err_set(err, -EBADMSG, "store header is corrupted (checksum mismatch); "
+                           "restore the store from a backup");
+    flags = get_u16(b + OFF_FLAGS);
+    if (flags != 0)
+        return sfs_err_set(err, -EPROTONOSUPPORT, "store uses format flags 0x%04x that this "
+                           "secretfs does not know; upgrade secretfs", flags);
+    total = get_u64(b + OFF_TOTAL);
+    if (total < MIN_LEN || total > MAX_FILE)
+        return sfs_err_set(err, -EBADMSG, "store header is corrupted (it declares %" PRIu64
+                           " bytes, outside %d-%zu); restore the store from a backup",
+                           total, MIN_LEN, MAX_FILE);
+    if (len < total)
+        return sfs_err_set(err, -EBADMSG, "store is truncated: expected %" PRIu64 " bytes, "
+                           "found %zu; restore the store from a backup", total, len);
+    if (len > total)
+        return sfs_err_set(err, -EBADMSG, "store has %zu bytes of trailing data after the %"
+                           PRIu64 " bytes its header declares; restore the store from a "
+                           "backup", len - (size_t)total, total);
+    return 0;
+
+out_short:
+    return sfs_err_set(err, -EBADMSG, "store is truncated: found %zu bytes, but a store is at "
+                       "least %d; restore the store from a backup", len, MIN_LEN);
+}
+
+int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **out,
+                     struct sfs_err *err)
+{
+    const unsigned char *b = buf;
+    unsigned char id[KEY_ID_LEN];
+    unsigned char *plain = NULL;
+    size_t plain_len;
+    int rc;
+
+    *out = NULL;
+    rc = header_check(b, len, err);
+    if (rc < 0)
+        return rc;
+    key_id(key, id);
+    if (memcmp(id, b + OFF_KEY_ID, KEY_ID_LEN) != 0) {
+        char want[2 * KEY_ID_LEN + 1], have[2 * KEY_ID_LEN + 1];
+        hex(b + OFF_KEY_ID, KEY_ID_LEN, want);
+        hex(id, KEY_ID_LEN, have);
+        return sfs_err_set(err, -EKEYREJECTED, "store was sealed with a different key (key id "
+                           "%s; this key's id is %s); check --key-file", want, have);
+    }
+    plain_len = len - MIN_LEN;
+    plain = sodium_malloc(plain_len ? plain_len : 1);
+    if (!plain)
+        return sfs_err_set(err, -ENOMEM, "out of secure memory for %zu bytes of secrets",
+                           plain_len);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, b + HEADER_LEN,
+                                                   len - HEADER_LEN, b, HEADER_LEN,
+                                                   b + OFF_NONCE, sfs_key_bytes(key)) != 0) {
+        rc = sfs_err_set(err, -EBADMSG, "store contents fail authentication: the store is "
+                         "corrupted or was tampered with; restore it from a backup");
+        goto out_free;
+    }
+    rc = plaintext_decode(plain, plain_len, out, err);
+
+out_free:
+    sodium_free(plain);
+    return rc;
+}
+
+int sfs_store_read(const char *path, const sfs_key *key, sfs_set **out, struct sfs_err *err)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0, cap;
+    struct stat st;
+    int fd, rc;
+
+    *out = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        rc = -errno;
+        if (rc == -ENOENT)
+            return sfs_err_set(err, rc, "%s: no such store", path);
+        return sfs_err_set(err, rc, "%s: cannot open store: %s", path, strerror(-rc));
+    }
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        sfs_err_set(err, rc, "%s: cannot stat store: %s", path, strerror(-rc));
+        goto out_close;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+        sfs_err_set(err, rc, "%s: is %s, not a store; check the store path", path,
+                    S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+        goto out_close;
+    }
+    if ((uint64_t)st.st_size > MAX_FILE) {
+        rc = sfs_err_set(err, -EFBIG, "%s: is %lld bytes, more than a store may be (%zu MiB of "
+                         "secrets); check the store path", path, (long long)st.st_size,
+                         MAX_PLAINTEXT >> 20);
+        goto out_close;
+    }
+    /* one spare byte, so a file that grew since fstat shows up as trailing data */
+    cap = (size_t)st.st_size + 1;
+    buf = malloc(cap);
+    if (!buf) {
+        rc = sfs_err_set(err, -ENOMEM, "%s: out of memory reading the store", path);
+        goto out_close;
+    }
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            sfs_err_set(err, rc, "%s: cannot read store: %s", path, strerror(-rc));
+            goto out_free;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    rc = sfs_store_decode(buf, len, key, out, err);
+    if (rc < 0)
+        sfs_err_prefix(err, "%s", path);
+
+out_free:
+    free(buf);
+out_close:
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* fsyncs the directory holding `path`, so a rename survives a crash.  Filesystems that
+ * cannot fsync a directory (EINVAL) count as success. */
+static int fsync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int fd, rc = 0;
+
+    if (!slash)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
+    if (!dir)
+        return -ENOMEM;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        goto out_free;
+    }
+    if (fsync(fd) < 0 && errno != EINVAL)
+        rc = -errno;
+    close(fd);
+out_free:
+    free(dir);
+    return rc;
+}
+
+int sfs_store_write(const char *path, const sfs_key *key, const sfs_set *set,
+                    struct sfs_err *err)
+{
+    static const char suffix[] = ".tmp.XXXXXX";
+    unsigned char *image = NULL;
+    size_t image_len = 0;
+    char *tmp = NULL;
+    int fd = -1, rc;
+
+    rc = sfs_store_encode(set, key, &image, &image_len, err);
+    if (rc < 0) {
+        sfs_err_prefix(err, "%s", path);
+        return rc;
+    }
+    tmp = malloc(strlen(path) + sizeof suffix);
+    if (!tmp) {
+        rc = sfs_err_set(err, -ENOMEM, "%s: out of memory", path);
+        goto out_free;
+    }
+    strcpy(tmp, path);
+    strcat(tmp, suffix);
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        sfs_err_set(err, rc, "%s: cannot create a temporary file next to the store: %s", path,
+                    strerror(-rc));
+        goto out_free;
+    }
+    if (fchmod(fd, 0600) < 0) {
+        rc = -errno;
+        sfs_err_set(err, rc, "%s: cannot set mode 0600: %s", tmp, strerror(-rc));
+        goto out_unlink;
+    }
+    rc = write_all(fd, image, image_len);
+    if (rc < 0) {
+        sfs_err_set(err, rc, "%s: cannot write: %s", tmp, strerror(-rc));
+        goto out_unlink;
+    }
+    if (fsync(fd) < 0) {
+        rc = -errno;
+        sfs_err_set(err, rc, "%s: cannot fsync: %s", tmp, strerror(-rc));
+        goto out_unlink;
+    }
+    rc = close(fd) < 0 ? -errno : 0;
+    fd = -1;
+    if (rc < 0) {
+        sfs_err_set(err, rc, "%s: cannot close: %s", tmp, strerror(-rc));
+        goto out_unlink;
+    }
+    if (rename(tmp, path) < 0) {
+        rc = -errno;
+        sfs_err_set(err, rc, "%s: cannot replace the store: %s; the previous store is "
+                    "unchanged", path, strerror(-rc));
+        goto out_unlink;
+    }
+    rc = fsync_parent_dir(path);
+    if (rc < 0)
+        sfs_err_set(err, rc, "%s: the store was replaced, but fsync of its directory "
+                    "failed: %s", path, strerror(-rc));
+    goto out_free;
+
+out_unlink:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+out_free:
+    free(tmp);
+    free(image);
+    return rc;
+}
+
+int sfs_store_lock(const char *path, int *fd, struct sfs_err *err)
+{
+    static const char suffix[] = ".lock";
+    char *lock_path;
+    int lfd, rc = 0;
+
+    *fd = -1;
+    lock_path = malloc(strlen(path) + sizeof suffix);
+    if (!lock_path)
+        return sfs_err_set(err, -ENOMEM, "%s: out of memory", path);
+    strcpy(lock_path, path);
+    strcat(lock_path, suffix);
+    lfd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    if (lfd < 0) {
+        rc = -errno;
+        sfs_err_set(err, rc, "%s: cannot open lock file: %s", lock_path, strerror(-rc));
+        goto out_free;
+    }
+    while (flock(lfd, LOCK_EX) < 0) {
+        if (errno == EINTR)
+            continue;
+        rc = -errno;
+        sfs_err_set(err, rc, "%s: cannot lock: %s", lock_path, strerror(-rc));
+        close(lfd);
+        goto out_free;
+    }
+    *fd = lfd;
+
+out_free:
+    free(lock_path);
+    return rc;
+}
+
+void sfs_store_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}

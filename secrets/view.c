@@ -1,0 +1,235 @@
+#include "secrets/view.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "secrets/names.h"
+
+#define ENV_HEADER "# secretfs env view: source this file ( . /run/secrets/.env )\n"
+
+/* A bounded writer: copies what fits in [out, out+cap) and counts everything. */
+typedef struct sink {
+    char *out;
+    size_t cap;
+    size_t len;
+} sink;
+
+static void put(sink *s, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    if (s->len < s->cap) {
+        size_t room = s->cap - s->len;
+        memcpy(s->out + s->len, p, n < room ? n : room);
+    }
+    s->len = n > SIZE_MAX - s->len ? SIZE_MAX : s->len + n;
+}
+
+static void put_str(sink *s, const char *str)
+{
+    put(s, str, strlen(str));
+}
+
+static bool comment_safe_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+/* A name that may be echoed into a comment line without ending it or being misread. */
+static bool comment_safe_name(const char *name)
+{
+    size_t i;
+
+    if (!name[0])
+        return false;
+    for (i = 0; name[i]; i++)
+        if (!comment_safe_char((unsigned char)name[i]))
+            return false;
+    return true;
+}
+
+static void env_skip(sink *s, const char *name, const char *reason)
+{
+    if (comment_safe_name(name)) {
+        put_str(s, "# skipped ");
+        put_str(s, name);
+        put_str(s, ": ");
+    } else {
+        put_str(s, "# skipped an entry whose name has characters outside A-Z a-z 0-9 . _ -: ");
+    }
+    put_str(s, reason);
+    put_str(s, "\n");
+}
+
+/* Single quotes keep every byte literal in every POSIX shell (and zsh without RC_QUOTES);
+ * only ' itself must leave the quotes: close, escaped quote, reopen. */
+static void env_quoted(sink *s, const unsigned char *v, size_t len)
+{
+    size_t start = 0, i;
+
+    put_str(s, "'");
+    for (i = 0; i < len; i++) {
+        if (v[i] != '\'')
+            continue;
+        put(s, v + start, i - start);
+        put_str(s, "'\\''");
+        start = i + 1;
+    }
+    if (len)
+        put(s, v + start, len - start);
+    put_str(s, "'");
+}
+
+/* Renders the .env view of `set` (owned by the caller, not modified; no lock needed since a
+ * published set is immutable) into out[0..cap).  Writes at most `cap` bytes, never a NUL
+ * terminator, and returns the full length (render again with a buffer that large). */
+size_t sfs_view_env(const sfs_set *set, char *out, size_t cap)
+{
+    sink s = {out, cap, 0};
+    size_t i, n = sfs_set_count(set);
+
+    put_str(&s, ENV_HEADER);
+    for (i = 0; i < n; i++) {
+        const sfs_entry *e = sfs_set_at(set, i);
+
+        if (!sfs_name_is_shell_ident(e->name)) {
+            env_skip(&s, e->name, "not a shell identifier");
+            continue;
+        }
+        if (e->len && memchr(e->value, '\0', e->len)) {
+            env_skip(&s, e->name, "value contains a NUL byte");
+            continue;
+        }
+        put_str(&s, "export ");
+        put_str(&s, e->name);
+        put_str(&s, "=");
+        env_quoted(&s, e->value, e->len);
+        put_str(&s, "\n");
+    }
+    return s.len;
+}
+
+/* Length of the well-formed UTF-8 sequence at p[0..len) (RFC 3629, Unicode table 3-7: no
+ * overlongs, no surrogates D800-DFFF, nothing above U+10FFFF), or 0 if it is ill-formed. */
+static size_t utf8_seq(const unsigned char *p, size_t len)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    size_t need, k;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        need = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        need = 4;
+    else
+        return 0;
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (len < need || p[1] < lo || p[1] > hi)
+        return 0;
+    for (k = 2; k < need; k++)
+        if (p[k] < 0x80 || p[k] > 0xBF)
+            return 0;
+    return need;
+}
+
+static bool utf8_valid(const unsigned char *p, size_t len)
+{
+    size_t i = 0, n;
+
+    while (i < len) {
+        n = utf8_seq(p + i, len - i);
+        if (!n)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+static void json_u_escape(sink *s, unsigned cp)
+{
+    static const char hex[] = "0123456789abcdef";
+    char buf[6] = {'\\', 'u', hex[(cp >> 12) & 0xF], hex[(cp >> 8) & 0xF],
+                   hex[(cp >> 4) & 0xF], hex[cp & 0xF]};
+
+    put(s, buf, sizeof buf);
+}
+
+/* Writes a JSON string literal for valid UTF-8 `v`.  Escapes what RFC 8259 requires plus
+ * DEL, U+2028 and U+2029 (line terminators in JavaScript source before ES2019). */
+static void json_string(sink *s, const unsigned char *v, size_t len)
+{
+    size_t start = 0, i = 0, n;
+
+    put_str(s, "\"");
+    while (i < len) {
+        unsigned char c = v[i];
+        const char *esc = NULL;
+        unsigned cp = c;
+
+        n = utf8_seq(v + i, len - i);
+        if (n == 3 && c == 0xE2 && v[i + 1] == 0x80 && (v[i + 2] == 0xA8 || v[i + 2] == 0xA9))
+            cp = v[i + 2] == 0xA8 ? 0x2028 : 0x2029;
+        else if (n != 1 || (c >= 0x20 && c != '"' && c != '\\' && c != 0x7F)) {
+            i += n ? n : 1;
+            continue;
+        }
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default: break;
+        }
+        put(s, v + start, i - start);
+        if (esc)
+            put_str(s, esc);
+        else
+            json_u_escape(s, cp);
+        i += n;
+        start = i;
+    }
+    if (len)
+        put(s, v + start, len - start);
+    put_str(s, "\"");
+}
+
+/* Renders the .env.json view of `set` into out[0..cap), same contract as sfs_view_env:
+ * at most `cap` bytes, no NUL terminator, returns the full length.  Entries whose value
+ * (or name) is not well-formed UTF-8 are left out. */
+size_t sfs_view_json(const sfs_set *set, char *out, size_t cap)
+{
+    sink s = {out, cap, 0};
+    size_t i, n = sfs_set_count(set), shown = 0;
+
+    put_str(&s, "{");
+    for (i = 0; i < n; i++) {
+        const sfs_entry *e = sfs_set_at(set, i);
+        size_t name_len = strlen(e->name);
+
+        if (!utf8_valid(e->value, e->len) ||
+            !utf8_valid((const unsigned char *)e->name, name_len))
+            continue;
+        put_str(&s, shown ? ",\n  " : "\n  ");
+        json_string(&s, (const unsigned char *)e->name, name_len);
+        put_str(&s, ": ");
+        json_string(&s, e->value, e->len);
+        shown++;
+    }
+    put_str(&s, shown ? "\n}\n" : "}\n");
+    return s.len;
+}

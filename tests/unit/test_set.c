@@ -1,0 +1,192 @@
+/* tests/unit/test_set.c — the secret set: order, replace, remove, clone, equality. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "crypto/secmem.h"
+#include "secrets/set.h"
+
+static bool value_is(const sfs_entry *e, const char *s)
+{
+    size_t n = strlen(s);
+
+    return e && e->len == n && (n == 0 || memcmp(e->value, s, n) == 0);
+}
+
+static void test_put_get(void)
+{
+    sfs_set *set = sfs_set_new(0);
+    const sfs_entry *e;
+
+    CHECK(set != NULL);
+    CHECK(sfs_set_count(set) == 0);
+    CHECK(sfs_set_get(set, "A") == NULL);
+    CHECK(sfs_set_put(set, "A", "one", 3, 100, 200) == 0);
+    CHECK(sfs_set_put_line(set, "B", "", 0, 5, 6, 42) == 0);
+    e = sfs_set_get(set, "A");
+    CHECK(value_is(e, "one"));
+    CHECK(e && e->created == 100 && e->updated == 200 && e->line == 0);
+    CHECK(e && strcmp(e->name, "A") == 0);
+    e = sfs_set_get(set, "B");
+    CHECK(value_is(e, ""));
+    CHECK(e && e->line == 42 && e->created == 5 && e->updated == 6);
+    CHECK(sfs_set_get(set, "a") == NULL);
+    CHECK(sfs_set_get(set, "") == NULL);
+    CHECK(sfs_set_count(set) == 2);
+    CHECK(sfs_set_value_bytes(set) == 3);
+    CHECK(sfs_set_put(set, "C", "x", (size_t)UINT32_MAX + 1, 1, 1) == -EFBIG);
+    CHECK(sfs_set_count(set) == 2);
+    sfs_set_free(set);
+    sfs_set_free(NULL);
+}
+
+static void test_replace(void)
+{
+    sfs_set *set = sfs_set_new(0);
+    const sfs_entry *e;
+
+    CHECK(sfs_set_put(set, "K", "first", 5, 100, 100) == 0);
+    CHECK(sfs_set_put(set, "K", "second!", 7, 0, 300) == 0);
+    e = sfs_set_get(set, "K");
+    CHECK(value_is(e, "second!"));
+    CHECK(e && e->created == 100);
+    CHECK(e && e->updated == 300);
+    CHECK(sfs_set_count(set) == 1);
+    CHECK(sfs_set_value_bytes(set) == 7);
+    CHECK(sfs_set_put(set, "K", "3", 1, 999, 400) == 0);
+    e = sfs_set_get(set, "K");
+    CHECK(value_is(e, "3"));
+    CHECK(e && e->created == 999 && e->updated == 400);
+    CHECK(sfs_set_value_bytes(set) == 1);
+    sfs_set_free(set);
+}
+
+static void test_remove(void)
+{
+    sfs_set *set = sfs_set_new(0);
+
+    CHECK(sfs_set_put(set, "A", "aa", 2, 1, 1) == 0);
+    CHECK(sfs_set_put(set, "B", "bbb", 3, 1, 1) == 0);
+    CHECK(sfs_set_put(set, "C", "c", 1, 1, 1) == 0);
+    CHECK(sfs_set_remove(set, "B") == 0);
+    CHECK(sfs_set_remove(set, "B") == -ENOENT);
+    CHECK(sfs_set_remove(set, "nope") == -ENOENT);
+    CHECK(sfs_set_count(set) == 2);
+    CHECK(sfs_set_value_bytes(set) == 3);
+    CHECK(sfs_set_get(set, "B") == NULL);
+    CHECK(strcmp(sfs_set_at(set, 0)->name, "A") == 0);
+    CHECK(strcmp(sfs_set_at(set, 1)->name, "C") == 0);
+    CHECK(sfs_set_remove(set, "A") == 0);
+    CHECK(sfs_set_remove(set, "C") == 0);
+    CHECK(sfs_set_count(set) == 0);
+    CHECK(sfs_set_value_bytes(set) == 0);
+    sfs_set_free(set);
+}
+
+static void test_order(void)
+{
+    enum { N = 5000 };
+    sfs_set *set = sfs_set_new(0);
+    unsigned *perm = malloc(N * sizeof *perm);
+    char name[32];
+    bool sorted = true, found = true;
+    size_t bytes = 0;
+
+    for (unsigned i = 0; i < N; i++)
+        perm[i] = i;
+    srand(12345);
+    for (unsigned i = N - 1; i > 0; i--) {
+        unsigned j = (unsigned)rand() % (i + 1), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "name_%u", perm[i]);
+        CHECK(sfs_set_put(set, name, name, strlen(name), 1, 2) == 0);
+        bytes += strlen(name);
+    }
+    /* names that sort by byte value, not by locale or case */
+    CHECK(sfs_set_put(set, "Z", "z", 1, 1, 1) == 0);
+    CHECK(sfs_set_put(set, "_", "_", 1, 1, 1) == 0);
+    CHECK(sfs_set_put(set, "a.b", "a", 1, 1, 1) == 0);
+    CHECK(sfs_set_put(set, "a", "a", 1, 1, 1) == 0);
+    CHECK(sfs_set_count(set) == N + 4);
+    CHECK(sfs_set_value_bytes(set) == bytes + 4);
+    for (size_t i = 1; i < sfs_set_count(set); i++)
+        if (strcmp(sfs_set_at(set, i - 1)->name, sfs_set_at(set, i)->name) >= 0)
+            sorted = false;
+    CHECK(sorted);
+    CHECK(strcmp(sfs_set_at(set, 0)->name, "Z") == 0);
+    CHECK(strcmp(sfs_set_at(set, 1)->name, "_") == 0);
+    CHECK(strcmp(sfs_set_at(set, 2)->name, "a") == 0);
+    CHECK(strcmp(sfs_set_at(set, 3)->name, "a.b") == 0);
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "name_%u", i);
+        if (!value_is(sfs_set_get(set, name), name))
+            found = false;
+    }
+    CHECK(found);
+    free(perm);
+    sfs_set_free(set);
+}
+
+static void test_clone_equal(void)
+{
+    unsigned char bin[256];
+    sfs_set *a = sfs_set_new(0), *b, *c;
+
+    for (int i = 0; i < 256; i++)
+        bin[i] = (unsigned char)i;
+    CHECK(sfs_set_put(a, "BIN", bin, sizeof bin, 10, 20) == 0);
+    CHECK(sfs_set_put(a, "EMPTY", "", 0, 30, 40) == 0);
+    CHECK(sfs_set_put_line(a, "TXT", "hello", 5, 50, 60, 7) == 0);
+    b = sfs_set_clone(a);
+    CHECK(b != NULL);
+    CHECK(sfs_set_equal(a, b));
+    CHECK(sfs_set_equal(b, a));
+    CHECK(sfs_set_count(b) == 3);
+    CHECK(sfs_set_value_bytes(b) == 261);
+    for (size_t i = 0; i < sfs_set_count(a); i++) {
+        const sfs_entry *x = sfs_set_at(a, i), *y = sfs_set_at(b, i);
+        CHECK(x->created == y->created && x->updated == y->updated && x->line == y->line);
+        CHECK(x->value != y->value);
+    }
+
+    /* the clone is independent of the original */
+    CHECK(sfs_set_put(b, "TXT", "hellO", 5, 0, 61) == 0);
+    CHECK(!sfs_set_equal(a, b));
+    CHECK(value_is(sfs_set_get(a, "TXT"), "hello"));
+    CHECK(sfs_set_put(b, "TXT", "hello", 5, 0, 62) == 0);
+    CHECK(sfs_set_equal(a, b));
+
+    c = sfs_set_clone(a);
+    CHECK(sfs_set_put(c, "TXT", "hello!", 6, 0, 1) == 0);
+    CHECK(!sfs_set_equal(a, c));
+    CHECK(sfs_set_put(c, "TXT", "hello", 5, 0, 1) == 0);
+    CHECK(sfs_set_put(c, "EXTRA", "", 0, 0, 1) == 0);
+    CHECK(!sfs_set_equal(a, c));
+    CHECK(sfs_set_remove(c, "EXTRA") == 0);
+    CHECK(sfs_set_equal(a, c));
+    CHECK(sfs_set_remove(c, "EMPTY") == 0);
+    CHECK(sfs_set_put(c, "EMPTZ", "", 0, 30, 40) == 0);
+    CHECK(!sfs_set_equal(a, c));
+
+    sfs_set_free(a);
+    CHECK(value_is(sfs_set_get(b, "TXT"), "hello"));
+    sfs_set_free(b);
+    sfs_set_free(c);
+}
+
+int main(void)
+{
+    if (sfs_crypto_init() < 0)
+        return 1;
+    test_put_get();
+    test_replace();
+    test_remove();
+    test_order();
+    test_clone_equal();
+    return check_result();
+}
