@@ -1,0 +1,90 @@
+/* cli/cli.h — what the subcommands share: resolved paths, exit codes, common options. */
+#ifndef SFS_CLI_CLI_H
+#define SFS_CLI_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cli/config.h"
+#include "crypto/key.h"
+#include "secrets/set.h"
+
+/* Exit codes, documented in `secretfs --help` and the README. */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,  /* operational failure: missing secret, bad store, wrong key, ... */
+    EXIT_USAGE = 2, /* the command line is wrong */
+};
+
+/* Long-option ids of the options every store command takes. */
+enum {
+    OPT_STORE = 0x1000,
+    OPT_KEY_FILE,
+    OPT_CONFIG,
+    OPT_HELP,
+    OPT_FIRST_COMMAND_OPTION,
+};
+
+#define CLI_COMMON_OPTIONS \
+    {"store", required_argument, NULL, OPT_STORE}, \
+    {"key-file", required_argument, NULL, OPT_KEY_FILE}, \
+    {"config", required_argument, NULL, OPT_CONFIG}, \
+    {"help", no_argument, NULL, 'h'}
+
+struct cli {
+    const char *prog;          /* "secretfs" */
+    const char *command;       /* "update-secrets", ... */
+    const char *flag_store;    /* from the command line, or NULL */
+    const char *flag_key_file;
+    const char *flag_config;
+    struct sfs_config cfg;     /* loaded by cli_load_config */
+    const char *store_path;    /* resolved: flag, env, config, default */
+    const char *key_file;
+};
+
+/* Handles --store/--key-file/--config; returns true if `opt` was one of them. */
+bool cli_common_option(struct cli *cli, int opt, const char *arg);
+
+/* Loads the config file (flag, SECRETFS_CONFIG, default) and resolves store_path and
+ * key_file.  Prints the error and returns EXIT_FAIL on failure, else EXIT_OK. */
+int cli_load_config(struct cli *cli);
+
+/* Loads the key and reads the store.  A missing store is an empty set when
+ * `missing_ok`, else an error saying how to create one.  Prints errors; returns an exit code. */
+int cli_open_store(struct cli *cli, bool missing_ok, sfs_key **key, sfs_set **set);
+
+/* Prints "secretfs COMMAND: error: ..." to stderr. */
+void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_warn(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints the command's usage text to stdout (help) or a hint to stderr (usage error) and
+ * returns the matching exit code. */
+int cli_usage(const struct cli *cli, const char *text, bool asked);
+
+/* Reads a whole file (at most `max` bytes, else -EFBIG) into a new set-owned secure buffer:
+ * the bytes are stored as the value of `name` in `dst`.  err names the file. */
+int cli_read_value_file(const char *path, size_t max, sfs_set *dst, const char *name,
+                        int64_t now, struct sfs_err *err);
+
+/* Creates the parent directory of `path` (mode 0700) if it is missing. */
+int cli_make_parent(const char *path, struct sfs_err *err);
+
+int cmd_keygen(struct cli *cli, int argc, char **argv);
+int cmd_update_secrets(struct cli *cli, int argc, char **argv);
+int cmd_set(struct cli *cli, int argc, char **argv);
+int cmd_rm(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_get(struct cli *cli, int argc, char **argv);
+int cmd_mount(struct cli *cli, int argc, char **argv);
+int cmd_reload(struct cli *cli, int argc, char **argv);
+/* mount(8) form: secretfs SOURCE MOUNTPOINT [-o OPTIONS]; argv[0] is the program. */
+int cmd_mount_helper(struct cli *cli, int argc, char **argv);
+
+/* Signals the daemon serving `mountpoint` (pid from its .status) and waits up to `timeout`
+ * seconds for the outcome.  Prints it; returns an exit code. */
+int cli_reload_mount(struct cli *cli, const char *mountpoint, double timeout);
+/* [mount] mountpoint, else /run/secrets. */
+const char *cli_default_mountpoint(struct cli *cli);
+
+#endif

@@ -1,0 +1,435 @@
+/* cli/cmd_mount.c — `secretfs mount`, the mount(8) helper form, and `secretfs reload`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "fs/daemon.h"
+#include "secrets/names.h"
+
+static const char mount_help[] =
+    "usage: secretfs mount [--config F] [--store S] [--key-file K] [-f|--foreground]\n"
+    "                      [-o OPT[,OPT...]] [--only NAME[,NAME...]] [MOUNTPOINT]\n"
+    "\n"
+    "Mount the store read-only at MOUNTPOINT (default: [mount] mountpoint, then\n"
+    SFS_DEFAULT_MOUNTPOINT ", created if missing).  Returns once the files are visible;\n"
+    "the daemon keeps running until SIGTERM/SIGINT or an unmount.  SIGHUP reloads.\n"
+    "\n"
+    "  -f, --foreground   stay in the foreground and log to stderr\n"
+    "  --only NAMES       serve only these names (comma separated)\n"
+    "  -o OPTIONS         cache=kernel|none, uid=U, gid=G, mode=0400, allow_other,\n"
+    "                     noallow_other, watch, debug (log FUSE traffic), config=F;\n"
+    "                     usual mount flags (rw, nosuid, nodev, ...) are accepted\n"
+    "\n"
+    "As a mount(8) helper: mount -t fuse.secretfs CONFIG MOUNTPOINT\n";
+
+static const char reload_help[] =
+    "usage: secretfs reload [--timeout SECONDS] [MOUNTPOINT]\n"
+    "\n"
+    "Ask the daemon serving MOUNTPOINT to reload the store and the platform file, and wait\n"
+    "(default at most 10 s) until it reports the result.  Exits 0 when the new secrets are\n"
+    "served, 1 with the daemon's reason when the new store was rejected (the old secrets\n"
+    "keep serving).\n";
+
+enum { OPT_ONLY = OPT_FIRST_COMMAND_OPTION + 20, OPT_TIMEOUT };
+
+struct mount_args {
+    bool foreground;
+    bool debug;
+    bool no_invalidate;
+    bool watch;
+    int allow_other;      /* -1: from config or default */
+    const char *cache;
+    const char *only;
+    const char *uid, *gid, *mode;
+    char *mountpoint;
+};
+
+/* Options mount(8) and fstab pass that mean nothing to a read-only FUSE mount. */
+static bool ignorable_mount_option(const char *o)
+{
+    static const char *const names[] = {
+        "rw", "ro", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime",
+        "relatime", "norelatime", "strictatime", "nostrictatime", "diratime", "nodiratime",
+        "lazytime", "nolazytime", "auto", "noauto", "user", "nouser", "users", "_netdev",
+        "nofail", "defaults", "async", "sync", "default_permissions", "silent", "loud",
+    };
+    size_t i;
+
+    if (strncmp(o, "x-", 2) == 0 || strncmp(o, "comment=", 8) == 0)
+        return true;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(o, names[i]) == 0)
+            return true;
+    return false;
+}
+
+static int parse_o(struct cli *cli, struct mount_args *a, char *list)
+{
+    char *save = NULL, *o;
+
+    for (o = strtok_r(list, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        if (strncmp(o, "cache=", 6) == 0)
+            a->cache = o + 6;
+        else if (strncmp(o, "uid=", 4) == 0)
+            a->uid = o + 4;
+        else if (strncmp(o, "gid=", 4) == 0)
+            a->gid = o + 4;
+        else if (strncmp(o, "mode=", 5) == 0)
+            a->mode = o + 5;
+        else if (strncmp(o, "config=", 7) == 0)
+            cli->flag_config = o + 7;
+        else if (strcmp(o, "allow_other") == 0)
+            a->allow_other = 1;
+        else if (strcmp(o, "noallow_other") == 0)
+            a->allow_other = 0;
+        else if (strcmp(o, "debug") == 0)
+            a->debug = true;
+        else if (strcmp(o, "watch") == 0)
+            a->watch = true;
+        else if (strcmp(o, "debug_no_invalidate") == 0)
+            a->no_invalidate = true;
+        else if (!ignorable_mount_option(o)) {
+            cli_error(cli, "unknown mount option '%s'", o);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Splits a comma/space separated list into a NULL-free array of pointers into `text`. */
+static int split_names(char *text, const char ***out, size_t *n)
+{
+    char *save = NULL, *tok;
+    const char **v = NULL;
+
+    *n = 0;
+    for (tok = strtok_r(text, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+        const char **grown = realloc(v, (*n + 1) * sizeof *grown);
+        if (!grown) {
+            free(v);
+            return -ENOMEM;
+        }
+        v = grown;
+        v[(*n)++] = tok;
+    }
+    *out = v;
+    return 0;
+}
+
+struct mount_plan {
+    struct sfs_mount_opts o;
+    char *abs[4];             /* absolute copies of relative paths (the daemon runs in /) */
+    char *only_text, *env_text;
+    const char **only, **env;
+    struct sfs_secret_perm *perms;
+};
+
+static void plan_free(struct mount_plan *p)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof p->abs / sizeof p->abs[0]; i++)
+        free(p->abs[i]);
+    free(p->only_text);
+    free(p->env_text);
+    free(p->only);
+    free(p->env);
+    free(p->perms);
+}
+
+/* The daemon changes to / before it reads anything: make `path` absolute. */
+static const char *absolute(struct mount_plan *p, size_t slot, const char *path)
+{
+    char cwd[4096];
+    size_t len;
+
+    if (!path || path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        return path;
+    len = strlen(cwd) + strlen(path) + 2;
+    p->abs[slot] = malloc(len);
+    if (!p->abs[slot])
+        return path;
+    snprintf(p->abs[slot], len, "%s/%s", cwd, path);
+    return p->abs[slot];
+}
+
+static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *p)
+{
+    struct sfs_config *c = &cli->cfg;
+    struct sfs_mount_opts *o = &p->o;
+    const char *only = a->only ? a->only : c->only, *why;
+    size_t i;
+
+    memset(p, 0, sizeof *p);
+    o->mountpoint = a->mountpoint ? a->mountpoint : c->mountpoint ? c->mountpoint
+                                                                 : SFS_DEFAULT_MOUNTPOINT;
+    o->create_mountpoint = !a->mountpoint && !c->mountpoint;
+    o->mountpoint = absolute(p, 0, o->mountpoint);
+    o->store_path = absolute(p, 1, cli->store_path);
+    o->key_file = absolute(p, 2, cli->key_file);
+    o->reserved_prefix = c->reserved_prefix ? c->reserved_prefix : SFS_DEFAULT_RESERVED_PREFIX;
+    o->platform_file = absolute(p, 3, c->platform_file);
+    o->uid = c->has_uid ? c->uid : getuid();
+    o->gid = c->has_gid ? c->gid : getgid();
+    o->mode = c->has_mode ? c->mode : 0400;
+    if ((a->uid && sfs_parse_uid(a->uid, &o->uid) < 0) ||
+        (a->gid && sfs_parse_gid(a->gid, &o->gid) < 0) ||
+        (a->mode && sfs_parse_mode(a->mode, &o->mode) < 0)) {
+        cli_error(cli, "bad uid=, gid= or mode= option (uid and gid: a name or number; mode: "
+                  "octal such as 0440)");
+        return EXIT_USAGE;
+    }
+    o->cache = SFS_CACHE_KERNEL;
+    {
+        const char *cache = a->cache ? a->cache : c->cache;
+        if (cache && strcmp(cache, "none") == 0)
+            o->cache = SFS_CACHE_NONE;
+        else if (cache && strcmp(cache, "kernel") != 0) {
+            cli_error(cli, "cache=%s: use cache=kernel or cache=none", cache);
+            return EXIT_USAGE;
+        }
+    }
+    o->allow_other = a->allow_other >= 0 ? a->allow_other
+                     : c->allow_other >= 0 ? c->allow_other
+                                           : geteuid() == 0;
+    o->foreground = a->foreground;
+    o->debug = a->debug;
+    o->no_invalidate = a->no_invalidate;
+    o->watch = a->watch || c->watch;
+
+    p->env_text = strdup(c->platform_env ? c->platform_env : SFS_DEFAULT_PLATFORM_ENV);
+    if (!p->env_text || split_names(p->env_text, &p->env, &o->n_platform_env) < 0)
+        return EXIT_FAIL;
+    o->platform_env = p->env;
+    for (i = 0; i < o->n_platform_env; i++) {
+        if (!sfs_name_valid(p->env[i], &why) || !sfs_name_reserved(p->env[i],
+                                                                    o->reserved_prefix)) {
+            cli_error(cli, "[platform] env names %s, which is not a platform name (they start "
+                      "with %s)", p->env[i], o->reserved_prefix);
+            return EXIT_FAIL;
+        }
+    }
+    if (only) {
+        p->only_text = strdup(only);
+        if (!p->only_text || split_names(p->only_text, &p->only, &o->n_only) < 0)
+            return EXIT_FAIL;
+        o->only = p->only;
+        for (i = 0; i < o->n_only; i++) {
+            if (!sfs_name_valid(p->only[i], &why)) {
+                cli_error(cli, "--only: the name '%s' %s", p->only[i], why);
+                return EXIT_USAGE;
+            }
+        }
+    }
+    p->perms = calloc(c->n_secrets + 1, sizeof *p->perms);
+    if (!p->perms)
+        return EXIT_FAIL;
+    for (i = 0; i < c->n_secrets; i++) {
+        p->perms[i] = (struct sfs_secret_perm){
+            .name = c->secrets[i].name, .has_uid = c->secrets[i].has_uid,
+            .has_gid = c->secrets[i].has_gid, .has_mode = c->secrets[i].has_mode,
+            .uid = c->secrets[i].uid, .gid = c->secrets[i].gid, .mode = c->secrets[i].mode};
+    }
+    o->perms = p->perms;
+    o->n_perms = c->n_secrets;
+    return EXIT_OK;
+}
+
+static int run_mount(struct cli *cli, struct mount_args *a)
+{
+    struct mount_plan plan;
+    struct sfs_err err;
+    bool is_daemon = false;
+    int rc;
+
+    if (cli_load_config(cli) != EXIT_OK)
+        return EXIT_FAIL;
+    rc = build_plan(cli, a, &plan);
+    if (rc == EXIT_OK) {
+        rc = sfs_daemon_run(&plan.o, &is_daemon, &err) < 0 ? EXIT_FAIL : EXIT_OK;
+        if (rc != EXIT_OK && !is_daemon)
+            cli_error(cli, "%s", err.msg);
+    }
+    plan_free(&plan);
+    return rc;
+}
+
+int cmd_mount(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS,
+        {"foreground", no_argument, NULL, 'f'},
+        {"only", required_argument, NULL, OPT_ONLY},
+        {NULL, 0, NULL, 0},
+    };
+    struct mount_args a = {.allow_other = -1};
+    int opt;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "hfo:", opts, NULL)) != -1) {
+        if (opt == 'h')
+            return cli_usage(cli, mount_help, true);
+        if (cli_common_option(cli, opt, optarg))
+            continue;
+        if (opt == 'f')
+            a.foreground = true;
+        else if (opt == OPT_ONLY)
+            a.only = optarg;
+        else if (opt == 'o') {
+            if (parse_o(cli, &a, optarg) < 0)
+                return cli_usage(cli, mount_help, false);
+        } else
+            return cli_usage(cli, mount_help, false);
+    }
+    if (argc - optind > 1)
+        return cli_usage(cli, mount_help, false);
+    a.mountpoint = optind < argc ? argv[optind] : NULL;
+    return run_mount(cli, &a);
+}
+
+int cmd_mount_helper(struct cli *cli, int argc, char **argv)
+{
+    struct mount_args a = {.allow_other = -1};
+    int i;
+
+    /* mount.fuse3 runs: secretfs SOURCE MOUNTPOINT [-o OPTIONS] */
+    cli->command = "mount";
+    cli->flag_config = argv[1];
+    a.mountpoint = argv[2];
+    for (i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+            if (parse_o(cli, &a, argv[++i]) < 0)
+                return EXIT_USAGE;
+        } else if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2]) {
+            if (parse_o(cli, &a, argv[i] + 2) < 0)
+                return EXIT_USAGE;
+        } else if (strcmp(argv[i], "-f") == 0) {
+            a.foreground = true;
+        } else {
+            cli_error(cli, "unexpected argument '%s' (mount helper form: secretfs CONFIG "
+                      "MOUNTPOINT -o OPTIONS)", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    return run_mount(cli, &a);
+}
+
+/* ---- reload ---- */
+
+struct status_view {
+    long pid;
+    unsigned long long generation, reloads;
+    char last_reload[SFS_ERR_MAX + 16];
+};
+
+static int read_status(const char *mountpoint, struct status_view *sv)
+{
+    char path[4096], buf[2048], *line, *save = NULL;
+    ssize_t n;
+    size_t len = 0;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/.status", mountpoint);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    buf[len] = '\0';
+    memset(sv, 0, sizeof *sv);
+    for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "pid=", 4) == 0)
+            sv->pid = strtol(line + 4, NULL, 10);
+        else if (strncmp(line, "generation=", 11) == 0)
+            sv->generation = strtoull(line + 11, NULL, 10);
+        else if (strncmp(line, "reloads=", 8) == 0)
+            sv->reloads = strtoull(line + 8, NULL, 10);
+        else if (strncmp(line, "last_reload=", 12) == 0)
+            snprintf(sv->last_reload, sizeof sv->last_reload, "%s", line + 12);
+    }
+    return sv->pid > 0 ? 0 : -EBADMSG;
+}
+
+int cli_reload_mount(struct cli *cli, const char *mountpoint, double timeout)
+{
+    struct status_view before, after;
+    struct timespec start, now, nap = {0, 10 * 1000 * 1000};
+    int rc = read_status(mountpoint, &before);
+
+    if (rc < 0) {
+        cli_error(cli, "%s/.status: %s; is a secretfs daemon serving %s?", mountpoint,
+                  strerror(-rc), mountpoint);
+        return EXIT_FAIL;
+    }
+    if (kill((pid_t)before.pid, SIGHUP) < 0) {
+        cli_error(cli, "cannot signal the daemon (pid %ld): %s", before.pid, strerror(errno));
+        return EXIT_FAIL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (read_status(mountpoint, &after) == 0 && after.reloads > before.reloads) {
+            if (strcmp(after.last_reload, "ok") == 0) {
+                printf("%s: reloaded, generation %llu\n", mountpoint, after.generation);
+                return EXIT_OK;
+            }
+            cli_error(cli, "the daemon rejected the new store and keeps serving generation "
+                      "%llu: %s", after.generation, after.last_reload);
+            return EXIT_FAIL;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 >
+            timeout) {
+            cli_error(cli, "no answer from the daemon (pid %ld) within %.1f s", before.pid,
+                      timeout);
+            return EXIT_FAIL;
+        }
+        nanosleep(&nap, NULL);
+    }
+}
+
+const char *cli_default_mountpoint(struct cli *cli)
+{
+    return cli->cfg.mountpoint ? cli->cfg.mountpoint : SFS_DEFAULT_MOUNTPOINT;
+}
+
+int cmd_reload(struct cli *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    double timeout = 10.0;
+    char *end;
+    int opt;
+
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (opt == 'h')
+            return cli_usage(cli, reload_help, true);
+        if (opt == OPT_CONFIG) {
+            cli->flag_config = optarg;
+        } else if (opt == OPT_TIMEOUT) {
+            timeout = strtod(optarg, &end);
+            if (*end || timeout <= 0)
+                return cli_usage(cli, reload_help, false);
+        } else {
+            return cli_usage(cli, reload_help, false);
+        }
+    }
+    if (argc - optind > 1)
+        return cli_usage(cli, reload_help, false);
+    if (cli_load_config(cli) != EXIT_OK)
+        return EXIT_FAIL;
+    return cli_reload_mount(cli, optind < argc ? argv[optind] : cli_default_mountpoint(cli),
+                            timeout);
+}

@@ -1,0 +1,673 @@
+/* cli/cmd_store.c — the commands that manage the store: keygen, update-secrets, set, rm,
+ * list, get.  Every change is read-modify-write under the store's writer lock, validated
+ * whole before anything is written. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "crypto/secmem.h"
+#include "crypto/store.h"
+#include "secrets/dotenv.h"
+#include "secrets/names.h"
+
+static const char keygen_help[] =
+    "usage: secretfs keygen [--key-file PATH | PATH] [--config PATH]\n"
+    "\n"
+    "Write a new random 32-byte master key to PATH (default: the key file the other\n"
+    "commands use).  The file is created with mode 0600 and never overwritten.\n";
+
+static const char update_help[] =
+    "usage: secretfs update-secrets [--secrets K=V]... [--secrets-file FILE]\n"
+    "                               [--secret-mount PATH]... [--overwrite]\n"
+    "                               [--ignore-empty-secrets] [store options]\n"
+    "\n"
+    "Import secrets, as `lk agent update-secrets` does.\n"
+    "  --secrets K=V          one secret; parsed as one dotenv line (quoting works as in\n"
+    "                         the file); repeatable; never split on commas\n"
+    "  --secrets-file FILE    a dotenv file, parsed exactly as godotenv 1.5.1 (lk) does\n"
+    "  --secret-mount PATH    store the file's bytes under its base name (at most 1 MiB)\n"
+    "  --overwrite            make the store exactly the given set (default: merge)\n"
+    "  --ignore-empty-secrets skip empty values (each is named) instead of failing\n"
+    "Precedence: --secret-mount, then --secrets overrides, then --secrets-file fills only\n"
+    "names not already given.  LIVEKIT_* names are supplied by the platform and dropped\n"
+    "with a warning.  Nothing is written unless the whole input is valid.\n";
+
+static const char set_help[] =
+    "usage: secretfs set NAME [--from-file FILE] [store options]\n"
+    "\n"
+    "Store stdin's bytes (or FILE's) exactly as the value of NAME.\n";
+
+static const char rm_help[] =
+    "usage: secretfs rm NAME... [store options]\n"
+    "\n"
+    "Remove the named secrets.  If any is missing, nothing is removed.\n";
+
+static const char list_help[] =
+    "usage: secretfs list [--json] [store options]\n"
+    "\n"
+    "List name, size, created and updated time of every secret.  Never prints values.\n";
+
+static const char get_help[] =
+    "usage: secretfs get NAME [store options]\n"
+    "\n"
+    "Write the exact bytes of NAME to stdout, nothing else.\n";
+
+static const char *reserved_prefix(const struct cli *cli)
+{
+    return cli->cfg.reserved_prefix ? cli->cfg.reserved_prefix : SFS_DEFAULT_RESERVED_PREFIX;
+}
+
+static int64_t now_seconds(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* Parses the common options plus `extra` ones; the command's own options come back through
+ * `handle`.  Returns -1 to go on, or an exit code. */
+typedef int (*option_fn)(struct cli *cli, int opt, const char *arg, void *ctx);
+
+static int parse_options(struct cli *cli, int argc, char **argv, const struct option *extra,
+                         size_t n_extra, const char *help, option_fn handle, void *ctx)
+{
+    struct option opts[16] = {CLI_COMMON_OPTIONS};
+    size_t n_common = 4, i;
+    int opt;
+
+    for (i = 0; i < n_extra && n_common + i < 15; i++)
+        opts[n_common + i] = extra[i];
+    optind = 1;
+    opterr = 1;
+    /* options may follow operands (secretfs get NAME --store S) */
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (opt == 'h')
+            return cli_usage(cli, help, true);
+        if (opt == '?')
+            return cli_usage(cli, help, false);
+        if (cli_common_option(cli, opt, optarg))
+            continue;
+        if (!handle || handle(cli, opt, optarg, ctx) != 0)
+            return cli_usage(cli, help, false);
+    }
+    return -1;
+}
+
+static int write_store(struct cli *cli, const sfs_key *key, const sfs_set *set)
+{
+    struct sfs_err err;
+
+    if (sfs_set_value_bytes(set) > cli->cfg.max_store_size) {
+        cli_error(cli, "the store would hold %zu bytes of values, over the %zu-byte limit "
+                  "([store] max_store_size); nothing was written",
+                  sfs_set_value_bytes(set), cli->cfg.max_store_size);
+        return EXIT_FAIL;
+    }
+    if (sfs_store_write(cli->store_path, key, set, &err) < 0) {
+        cli_error(cli, "%s; the store was not changed", err.msg);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* Opens the store for a read-modify-write: lock, key, current set (empty if missing). */
+static int begin_change(struct cli *cli, int *lock_fd, sfs_key **key, sfs_set **set)
+{
+    struct sfs_err err;
+    int rc;
+
+    *lock_fd = -1;
+    if (cli_make_parent(cli->store_path, &err) < 0 ||
+        sfs_store_lock(cli->store_path, lock_fd, &err) < 0) {
+        cli_error(cli, "%s", err.msg);
+        return EXIT_FAIL;
+    }
+    rc = cli_open_store(cli, true, key, set);
+    if (rc != EXIT_OK) {
+        sfs_store_unlock(*lock_fd);
+        *lock_fd = -1;
+    }
+    return rc;
+}
+
+static void end_change(int lock_fd, sfs_key *key, sfs_set *set)
+{
+    sfs_set_free(set);
+    sfs_key_free(key);
+    if (lock_fd >= 0)
+        sfs_store_unlock(lock_fd);
+}
+
+/* ---- keygen ---- */
+
+int cmd_keygen(struct cli *cli, int argc, char **argv)
+{
+    struct sfs_err err;
+    const char *path;
+    int rc = parse_options(cli, argc, argv, NULL, 0, keygen_help, NULL, NULL);
+
+    if (rc >= 0)
+        return rc;
+    if (argc - optind > 1)
+        return cli_usage(cli, keygen_help, false);
+    if (cli_load_config(cli) != EXIT_OK)
+        return EXIT_FAIL;
+    path = optind < argc ? argv[optind] : cli->key_file;
+    if (cli_make_parent(path, &err) < 0 || sfs_key_generate(path, &err) < 0) {
+        cli_error(cli, "%s", err.msg);
+        return EXIT_FAIL;
+    }
+    printf("wrote a new key to %s (mode 0600); keep a copy somewhere safe: without it the "
+           "store cannot be read\n", path);
+    return EXIT_OK;
+}
+
+/* ---- update-secrets ---- */
+
+enum { OPT_SECRETS = OPT_FIRST_COMMAND_OPTION, OPT_SECRETS_FILE, OPT_SECRET_MOUNT,
+       OPT_OVERWRITE, OPT_IGNORE_EMPTY, OPT_FROM_FILE, OPT_JSON };
+
+struct update_args {
+    const char **secrets;
+    size_t n_secrets;
+    const char **mounts;
+    size_t n_mounts;
+    const char *secrets_file;
+    bool overwrite;
+    bool ignore_empty;
+};
+
+static int push(const char ***list, size_t *n, const char *value)
+{
+    const char **grown = realloc(*list, (*n + 1) * sizeof *grown);
+
+    if (!grown)
+        return -ENOMEM;
+    grown[(*n)++] = value;
+    *list = grown;
+    return 0;
+}
+
+static int update_option(struct cli *cli, int opt, const char *arg, void *ctx)
+{
+    struct update_args *a = ctx;
+
+    switch (opt) {
+    case OPT_SECRETS:
+        return push(&a->secrets, &a->n_secrets, arg);
+    case OPT_SECRET_MOUNT:
+        return push(&a->mounts, &a->n_mounts, arg);
+    case OPT_SECRETS_FILE:
+        if (a->secrets_file) {
+            cli_error(cli, "--secrets-file given twice; merge the files first");
+            return -EINVAL;
+        }
+        a->secrets_file = arg;
+        return 0;
+    case OPT_OVERWRITE:
+        a->overwrite = true;
+        return 0;
+    case OPT_IGNORE_EMPTY:
+        a->ignore_empty = true;
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+static void print_warning(void *ctx, const char *msg)
+{
+    cli_warn(ctx, "%s", msg);
+}
+
+/* Copies every entry of `src` into `dst`; when `fill_only`, only names dst lacks.  Source
+ * lines are kept only when `keep_lines` (they then point into the --secrets-file). */
+static int merge_into(sfs_set *dst, const sfs_set *src, bool fill_only, bool keep_lines)
+{
+    size_t i;
+
+    for (i = 0; i < sfs_set_count(src); i++) {
+        const sfs_entry *e = sfs_set_at(src, i);
+        int rc;
+        if (fill_only && sfs_set_get(dst, e->name))
+            continue;
+        rc = sfs_set_put_line(dst, e->name, e->value, e->len, 0, 0, keep_lines ? e->line : 0);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Reads the inputs in lk's precedence order into `in`; prints errors.  `origin_file` is
+ * the --secrets-file path, for messages about entries that came from it. */
+static int gather_inputs(struct cli *cli, const struct update_args *a, sfs_set *in)
+{
+    struct sfs_err err;
+    sfs_set *one = NULL, *file_set = NULL, *raw = NULL;
+    size_t i;
+    int rc = EXIT_FAIL;
+
+    for (i = 0; i < a->n_mounts; i++) {
+        char *copy = strdup(a->mounts[i]);
+        int r = copy ? cli_read_value_file(a->mounts[i], cli->cfg.max_secret_size, in,
+                                           basename(copy), 0, &err)
+                     : sfs_err_set(&err, -ENOMEM, "out of memory");
+        free(copy);
+        if (r < 0) {
+            cli_error(cli, "--secret-mount %s", err.msg);
+            goto out;
+        }
+    }
+    for (i = 0; i < a->n_secrets; i++) {
+        const char *s = a->secrets[i];
+        if (sfs_dotenv_parse(s, strlen(s), "--secrets", &one, print_warning, cli, &err) < 0) {
+            cli_error(cli, "%s (write --secrets NAME=VALUE)", err.msg);
+            goto out;
+        }
+        if (sfs_set_count(one) != 1) {
+            cli_error(cli, "--secrets #%zu holds %zu pairs; give exactly one NAME=VALUE per "
+                      "--secrets", i + 1, sfs_set_count(one));
+            goto out;
+        }
+        if (merge_into(in, one, false, false) < 0)
+            goto out;
+        sfs_set_free(one);
+        one = NULL;
+    }
+    if (a->secrets_file) {
+        const sfs_entry *text;
+        raw = sfs_set_new(0);
+        if (!raw || cli_read_value_file(a->secrets_file, cli->cfg.max_store_size, raw, "f", 0,
+                                        &err) < 0) {
+            cli_error(cli, "%s", raw ? err.msg : "out of memory");
+            goto out;
+        }
+        text = sfs_set_get(raw, "f");
+        if (sfs_dotenv_parse((const char *)text->value, text->len, a->secrets_file, &file_set,
+                             print_warning, cli, &err) < 0) {
+            cli_error(cli, "%s; nothing was stored", err.msg);
+            goto out;
+        }
+        if (merge_into(in, file_set, true, true) < 0)
+            goto out;
+    }
+    rc = EXIT_OK;
+out:
+    sfs_set_free(one);
+    sfs_set_free(file_set);
+    sfs_set_free(raw);
+    return rc;
+}
+
+/* Applies secretfs's own rules on top of the parsed input: reserved names dropped, names
+ * that cannot be stored and empty values refused.  Prints every problem. */
+static int apply_rules(struct cli *cli, const struct update_args *a, sfs_set *in)
+{
+    const char *prefix = reserved_prefix(cli), *why;
+    size_t i, dropped = 0, errors = 0;
+    char where[300];
+
+    for (i = 0; i < sfs_set_count(in);) {
+        const sfs_entry *e = sfs_set_at(in, i);
+        if (e->line)
+            snprintf(where, sizeof where, " (%.256s:%u)", a->secrets_file, e->line);
+        else
+            where[0] = '\0';
+        if (sfs_name_reserved(e->name, prefix)) {
+            cli_warn(cli, "%s is supplied by the platform; not stored", e->name);
+            dropped++;
+            sfs_set_remove(in, e->name);
+            continue;
+        }
+        if (!sfs_name_valid(e->name, &why)) {
+            cli_error(cli, "the name '%s'%s %s; names use A-Z a-z 0-9 . _ - and do not "
+                      "start with '.'", e->name, where, why);
+            errors++;
+        } else if (e->len == 0 && a->ignore_empty) {
+            printf("skipped %s: empty value\n", e->name);
+            sfs_set_remove(in, e->name);
+            continue;
+        } else if (e->len == 0) {
+            cli_error(cli, "%s%s has an empty value; give it a value or pass "
+                      "--ignore-empty-secrets", e->name, where);
+            errors++;
+        } else if (e->len > cli->cfg.max_secret_size) {
+            cli_error(cli, "%s%s is %u bytes, over the %zu-byte limit ([store] "
+                      "max_secret_size)", e->name, where, e->len, cli->cfg.max_secret_size);
+            errors++;
+        }
+        i++;
+    }
+    if (errors) {
+        cli_error(cli, "%zu problem%s above; nothing was stored", errors,
+                  errors == 1 ? "" : "s");
+        return EXIT_FAIL;
+    }
+    if (sfs_set_count(in) == 0) {
+        if (dropped)
+            cli_error(cli, "no valid secrets provided; %s* are supplied by the platform",
+                      prefix);
+        else
+            cli_error(cli, "no secrets provided; use --secrets, --secrets-file or "
+                      "--secret-mount");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+struct change_counts {
+    size_t added, changed, unchanged, removed;
+};
+
+/* Builds the next store from `old` and `in`, with created/updated times. */
+static sfs_set *next_store(const sfs_set *old, const sfs_set *in, bool overwrite,
+                           struct change_counts *c)
+{
+    int64_t now = now_seconds();
+    sfs_set *next = overwrite ? sfs_set_new(sfs_set_value_bytes(in)) : sfs_set_clone(old);
+    size_t i;
+
+    if (!next)
+        return NULL;
+    for (i = 0; i < sfs_set_count(in); i++) {
+        const sfs_entry *e = sfs_set_at(in, i);
+        const sfs_entry *was = sfs_set_get(old, e->name);
+        int64_t created = was ? was->created : now, updated = now;
+        if (was && was->len == e->len && sfs_equal_ct(was->value, e->value, e->len)) {
+            updated = was->updated;
+            c->unchanged++;
+        } else if (was) {
+            c->changed++;
+        } else {
+            c->added++;
+        }
+        if (sfs_set_put(next, e->name, e->value, e->len, created, updated) < 0) {
+            sfs_set_free(next);
+            return NULL;
+        }
+    }
+    if (overwrite)
+        for (i = 0; i < sfs_set_count(old); i++)
+            if (!sfs_set_get(in, sfs_set_at(old, i)->name))
+                c->removed++;
+    return next;
+}
+
+int cmd_update_secrets(struct cli *cli, int argc, char **argv)
+{
+    static const struct option extra[] = {
+        {"secrets", required_argument, NULL, OPT_SECRETS},
+        {"secrets-file", required_argument, NULL, OPT_SECRETS_FILE},
+        {"secret-mount", required_argument, NULL, OPT_SECRET_MOUNT},
+        {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+        {"ignore-empty-secrets", no_argument, NULL, OPT_IGNORE_EMPTY},
+    };
+    struct update_args a = {0};
+    struct change_counts counts = {0};
+    sfs_set *in = NULL, *old = NULL, *next = NULL;
+    sfs_key *key = NULL;
+    int lock_fd = -1;
+    int rc = parse_options(cli, argc, argv, extra, 5, update_help, update_option, &a);
+
+    if (rc >= 0)
+        goto out;
+    rc = EXIT_USAGE;
+    if (optind != argc) {
+        cli_error(cli, "unexpected argument '%s'", argv[optind]);
+        rc = cli_usage(cli, update_help, false);
+        goto out;
+    }
+    rc = EXIT_FAIL;
+    if (cli_load_config(cli) != EXIT_OK)
+        goto out;
+    in = sfs_set_new(0);
+    if (!in || gather_inputs(cli, &a, in) != EXIT_OK || apply_rules(cli, &a, in) != EXIT_OK)
+        goto out;
+    if (begin_change(cli, &lock_fd, &key, &old) != EXIT_OK)
+        goto out;
+    next = next_store(old, in, a.overwrite, &counts);
+    if (!next) {
+        cli_error(cli, "out of memory; nothing was stored");
+        goto out;
+    }
+    rc = write_store(cli, key, next);
+    if (rc == EXIT_OK)
+        printf("%s: %zu added, %zu changed, %zu unchanged, %zu removed\n", cli->store_path,
+               counts.added, counts.changed, counts.unchanged, counts.removed);
+out:
+    end_change(lock_fd, key, old);
+    sfs_set_free(next);
+    sfs_set_free(in);
+    free(a.secrets);
+    free(a.mounts);
+    return rc;
+}
+
+/* ---- set ---- */
+
+static int set_option(struct cli *cli, int opt, const char *arg, void *ctx)
+{
+    (void)cli;
+    if (opt != OPT_FROM_FILE)
+        return -EINVAL;
+    *(const char **)ctx = arg;
+    return 0;
+}
+
+int cmd_set(struct cli *cli, int argc, char **argv)
+{
+    static const struct option extra[] = {
+        {"from-file", required_argument, NULL, OPT_FROM_FILE},
+    };
+    const char *from = "-", *name, *why;
+    struct sfs_err err;
+    struct change_counts counts = {0};
+    sfs_set *in = NULL, *old = NULL, *next = NULL;
+    sfs_key *key = NULL;
+    int lock_fd = -1;
+    int rc = parse_options(cli, argc, argv, extra, 1, set_help, set_option, &from);
+
+    if (rc >= 0)
+        return rc;
+    if (argc - optind != 1)
+        return cli_usage(cli, set_help, false);
+    name = argv[optind];
+    rc = EXIT_FAIL;
+    if (cli_load_config(cli) != EXIT_OK)
+        goto out;
+    if (!sfs_name_valid(name, &why)) {
+        cli_error(cli, "the name '%s' %s; names use A-Z a-z 0-9 . _ - and do not start with "
+                  "'.'", name, why);
+        goto out;
+    }
+    if (sfs_name_reserved(name, reserved_prefix(cli))) {
+        cli_error(cli, "%s is supplied by the platform; it cannot be stored", name);
+        goto out;
+    }
+    in = sfs_set_new(0);
+    if (!in || cli_read_value_file(from, cli->cfg.max_secret_size, in, name, 0, &err) < 0) {
+        cli_error(cli, "%s", in ? err.msg : "out of memory");
+        goto out;
+    }
+    if (sfs_set_get(in, name)->len == 0) {
+        cli_error(cli, "%s: empty value; a secret needs at least one byte",
+                  strcmp(from, "-") == 0 ? "stdin" : from);
+        goto out;
+    }
+    if (begin_change(cli, &lock_fd, &key, &old) != EXIT_OK)
+        goto out;
+    next = next_store(old, in, false, &counts);
+    if (!next) {
+        cli_error(cli, "out of memory; nothing was stored");
+        goto out;
+    }
+    rc = write_store(cli, key, next);
+out:
+    end_change(lock_fd, key, old);
+    sfs_set_free(next);
+    sfs_set_free(in);
+    return rc;
+}
+
+/* ---- rm ---- */
+
+int cmd_rm(struct cli *cli, int argc, char **argv)
+{
+    sfs_set *old = NULL;
+    sfs_key *key = NULL;
+    int lock_fd = -1, i, missing = 0;
+    int rc = parse_options(cli, argc, argv, NULL, 0, rm_help, NULL, NULL);
+
+    if (rc >= 0)
+        return rc;
+    if (optind >= argc)
+        return cli_usage(cli, rm_help, false);
+    rc = EXIT_FAIL;
+    if (cli_load_config(cli) != EXIT_OK || begin_change(cli, &lock_fd, &key, &old) != EXIT_OK)
+        goto out;
+    for (i = optind; i < argc; i++) {
+        if (!sfs_set_get(old, argv[i])) {
+            cli_error(cli, "no secret named '%s' in %s", argv[i], cli->store_path);
+            missing++;
+        }
+    }
+    if (missing) {
+        cli_error(cli, "nothing was removed");
+        goto out;
+    }
+    for (i = optind; i < argc; i++)
+        (void)sfs_set_remove(old, argv[i]);
+    rc = write_store(cli, key, old);
+out:
+    end_change(lock_fd, key, old);
+    return rc;
+}
+
+/* ---- list ---- */
+
+static void format_time(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, len, "%lld", (long long)t);
+}
+
+static int list_option(struct cli *cli, int opt, const char *arg, void *ctx)
+{
+    (void)cli;
+    (void)arg;
+    if (opt != OPT_JSON)
+        return -EINVAL;
+    *(bool *)ctx = true;
+    return 0;
+}
+
+static int print_json_list(const sfs_set *set)
+{
+    json_t *arr = json_array();
+    size_t i;
+    int rc = EXIT_FAIL;
+
+    if (!arr)
+        return EXIT_FAIL;
+    for (i = 0; i < sfs_set_count(set); i++) {
+        const sfs_entry *e = sfs_set_at(set, i);
+        char created[32], updated[32];
+        format_time(e->created, created, sizeof created);
+        format_time(e->updated, updated, sizeof updated);
+        if (json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:s}", "name", e->name,
+                                                 "size", (json_int_t)e->len, "created",
+                                                 created, "updated", updated)) < 0)
+            goto out;
+    }
+    if (json_dumpf(arr, stdout, JSON_INDENT(2)) == 0) {
+        putchar('\n');
+        rc = EXIT_OK;
+    }
+out:
+    json_decref(arr);
+    return rc;
+}
+
+int cmd_list(struct cli *cli, int argc, char **argv)
+{
+    static const struct option extra[] = {
+        {"json", no_argument, NULL, OPT_JSON},
+    };
+    bool json = false;
+    sfs_set *set = NULL;
+    sfs_key *key = NULL;
+    size_t i;
+    int rc = parse_options(cli, argc, argv, extra, 1, list_help, list_option, &json);
+
+    if (rc >= 0)
+        return rc;
+    if (optind != argc)
+        return cli_usage(cli, list_help, false);
+    if (cli_load_config(cli) != EXIT_OK || cli_open_store(cli, false, &key, &set) != EXIT_OK)
+        return EXIT_FAIL;
+    if (json) {
+        rc = print_json_list(set);
+    } else {
+        printf("%-32s %8s  %-20s  %-20s\n", "NAME", "SIZE", "CREATED", "UPDATED");
+        for (i = 0; i < sfs_set_count(set); i++) {
+            const sfs_entry *e = sfs_set_at(set, i);
+            char created[32], updated[32];
+            format_time(e->created, created, sizeof created);
+            format_time(e->updated, updated, sizeof updated);
+            printf("%-32s %8u  %-20s  %-20s\n", e->name, e->len, created, updated);
+        }
+        rc = EXIT_OK;
+    }
+    if (fflush(stdout) != 0)
+        rc = EXIT_FAIL;
+    sfs_set_free(set);
+    sfs_key_free(key);
+    return rc;
+}
+
+/* ---- get ---- */
+
+int cmd_get(struct cli *cli, int argc, char **argv)
+{
+    sfs_set *set = NULL;
+    sfs_key *key = NULL;
+    const sfs_entry *e;
+    size_t off = 0;
+    int rc = parse_options(cli, argc, argv, NULL, 0, get_help, NULL, NULL);
+
+    if (rc >= 0)
+        return rc;
+    if (argc - optind != 1)
+        return cli_usage(cli, get_help, false);
+    if (cli_load_config(cli) != EXIT_OK || cli_open_store(cli, false, &key, &set) != EXIT_OK)
+        return EXIT_FAIL;
+    rc = EXIT_FAIL;
+    e = sfs_set_get(set, argv[optind]);
+    if (!e) {
+        cli_error(cli, "no secret named '%s' in %s", argv[optind], cli->store_path);
+        goto out;
+    }
+    while (off < e->len) {
+        ssize_t n = write(STDOUT_FILENO, e->value + off, e->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            cli_error(cli, "writing to stdout: %s", strerror(errno));
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    rc = EXIT_OK;
+out:
+    sfs_set_free(set);
+    sfs_key_free(key);
+    return rc;
+}

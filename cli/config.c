@@ -1,0 +1,511 @@
+#include "cli/config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ini.h>
+
+#include "secrets/names.h"
+
+/* Debian's inih r55 reads at most INI_MAX_LINE (200) bytes a line including "\r\n\0" and
+ * silently parses the rest as a new line; we refuse anything it could split. */
+#define CONFIG_MAX_LINE 196
+#define CONFIG_MAX_BYTES (1u << 20)
+
+struct load_ctx {
+    struct sfs_config *cfg;
+    const char *file;
+    struct sfs_err *err;
+    int rc;
+    /* names of keys seen so far, as "section\nkey", to refuse repeats */
+    char **seen;
+    size_t n_seen;
+    /* the reader's position: inih r55 does not pass line numbers to handlers */
+    const char *buf;
+    size_t len, pos;
+    int line;
+};
+
+int sfs_parse_mode(const char *s, mode_t *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!*s || s[0] == '-' || s[0] == '+')
+        return -EINVAL;
+    errno = 0;
+    v = strtoul(s, &end, 8);
+    if (errno || *end || v > 0777)
+        return -EINVAL;
+    *out = (mode_t)v;
+    return 0;
+}
+
+static int parse_id(const char *s, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!*s || s[0] < '0' || s[0] > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || v >= (unsigned long)UINT_MAX)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int sfs_parse_uid(const char *s, uid_t *out)
+{
+    unsigned long v;
+    struct passwd *pw;
+
+    if (parse_id(s, &v) == 0) {
+        *out = (uid_t)v;
+        return 0;
+    }
+    pw = getpwnam(s);
+    if (!pw)
+        return -ENOENT;
+    *out = pw->pw_uid;
+    return 0;
+}
+
+int sfs_parse_gid(const char *s, gid_t *out)
+{
+    unsigned long v;
+    struct group *gr;
+
+    if (parse_id(s, &v) == 0) {
+        *out = (gid_t)v;
+        return 0;
+    }
+    gr = getgrnam(s);
+    if (!gr)
+        return -ENOENT;
+    *out = gr->gr_gid;
+    return 0;
+}
+
+int sfs_parse_bool(const char *s, bool *out)
+{
+    static const char *yes[] = {"yes", "true", "on", "1"};
+    static const char *no[] = {"no", "false", "off", "0"};
+    size_t i;
+
+    for (i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int sfs_parse_size(const char *s, size_t *out)
+{
+    char *end;
+    unsigned long long v, mult = 1;
+
+    if (!*s || s[0] < '0' || s[0] > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno)
+        return -EINVAL;
+    if (*end == 'K' || *end == 'k')
+        mult = 1ull << 10;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1ull << 20;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1ull << 30;
+    else if (*end)
+        return -EINVAL;
+    if (*end && end[1])
+        return -EINVAL;
+    if (v > SIZE_MAX / mult)
+        return -ERANGE;
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
+static void config_defaults(struct sfs_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->max_secret_size = SFS_DEFAULT_MAX_SECRET;
+    cfg->max_store_size = SFS_DEFAULT_MAX_STORE;
+    cfg->allow_other = -1;
+}
+
+void sfs_config_free(struct sfs_config *cfg)
+{
+    size_t i;
+
+    free(cfg->path);
+    free(cfg->store_path);
+    free(cfg->key_file);
+    free(cfg->mountpoint);
+    free(cfg->cache);
+    free(cfg->only);
+    free(cfg->platform_env);
+    free(cfg->platform_file);
+    free(cfg->reserved_prefix);
+    for (i = 0; i < cfg->n_secrets; i++)
+        free(cfg->secrets[i].name);
+    free(cfg->secrets);
+    config_defaults(cfg);
+}
+
+const struct sfs_config_secret *sfs_config_secret(const struct sfs_config *cfg,
+                                                  const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->n_secrets; i++)
+        if (strcmp(cfg->secrets[i].name, name) == 0)
+            return &cfg->secrets[i];
+    return NULL;
+}
+
+static int set_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+
+    if (!copy)
+        return -ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* Returns 0, or a negative errno with ctx->err filled. */
+static int fail(struct load_ctx *ctx, int line, const char *fmt, const char *a, const char *b)
+{
+    char what[SFS_ERR_MAX];
+
+    snprintf(what, sizeof what, fmt, a, b);
+    return sfs_err_set(ctx->err, -EINVAL, "%s:%d: %s", ctx->file, line, what);
+}
+
+static int seen_before(struct load_ctx *ctx, const char *section, const char *name)
+{
+    size_t i, len = strlen(section) + strlen(name) + 2;
+    char *key = malloc(len), **grown;
+
+    if (!key)
+        return -ENOMEM;
+    snprintf(key, len, "%s\n%s", section, name);
+    for (i = 0; i < ctx->n_seen; i++) {
+        if (strcmp(ctx->seen[i], key) == 0) {
+            free(key);
+            return 1;
+        }
+    }
+    grown = realloc(ctx->seen, (ctx->n_seen + 1) * sizeof *grown);
+    if (!grown) {
+        free(key);
+        return -ENOMEM;
+    }
+    ctx->seen = grown;
+    ctx->seen[ctx->n_seen++] = key;
+    return 0;
+}
+
+static struct sfs_config_secret *secret_section(struct sfs_config *cfg, const char *name)
+{
+    struct sfs_config_secret *grown;
+    size_t i;
+
+    for (i = 0; i < cfg->n_secrets; i++)
+        if (strcmp(cfg->secrets[i].name, name) == 0)
+            return &cfg->secrets[i];
+    grown = realloc(cfg->secrets, (cfg->n_secrets + 1) * sizeof *grown);
+    if (!grown)
+        return NULL;
+    cfg->secrets = grown;
+    memset(&grown[cfg->n_secrets], 0, sizeof *grown);
+    grown[cfg->n_secrets].name = strdup(name);
+    if (!grown[cfg->n_secrets].name)
+        return NULL;
+    return &grown[cfg->n_secrets++];
+}
+
+static int apply_owner_mode(struct load_ctx *ctx, int line, const char *name, const char *value,
+                            bool *has_uid, uid_t *uid, bool *has_gid, gid_t *gid,
+                            bool *has_mode, mode_t *mode)
+{
+    if (strcmp(name, "uid") == 0) {
+        if (sfs_parse_uid(value, uid) < 0)
+            return fail(ctx, line, "uid '%s' is neither a number nor a known user%s", value, "");
+        *has_uid = true;
+    } else if (strcmp(name, "gid") == 0) {
+        if (sfs_parse_gid(value, gid) < 0)
+            return fail(ctx, line, "gid '%s' is neither a number nor a known group%s", value,
+                        "");
+        *has_gid = true;
+    } else if (strcmp(name, "mode") == 0) {
+        if (sfs_parse_mode(value, mode) < 0)
+            return fail(ctx, line, "mode '%s' is not an octal mode such as 0400%s", value, "");
+        *has_mode = true;
+    } else {
+        return 1;
+    }
+    return 0;
+}
+
+static int handle_store(struct load_ctx *ctx, int line, const char *name, const char *value)
+{
+    struct sfs_config *cfg = ctx->cfg;
+
+    if (strcmp(name, "path") == 0)
+        return set_string(&cfg->store_path, value);
+    if (strcmp(name, "key_file") == 0)
+        return set_string(&cfg->key_file, value);
+    if (strcmp(name, "max_secret_size") == 0 || strcmp(name, "max_store_size") == 0) {
+        size_t *slot = name[4] == 's' && name[5] == 'e' ? &cfg->max_secret_size
+                                                        : &cfg->max_store_size;
+        if (sfs_parse_size(value, slot) < 0 || *slot == 0)
+            return fail(ctx, line, "%s '%s' is not a size such as 1M or 65536", name, value);
+        return 0;
+    }
+    if (strcmp(name, "watch") == 0) {
+        if (sfs_parse_bool(value, &cfg->watch) < 0)
+            return fail(ctx, line, "watch '%s' is not yes or no%s", value, "");
+        return 0;
+    }
+    return 1;
+}
+
+static int handle_mount(struct load_ctx *ctx, int line, const char *name, const char *value)
+{
+    struct sfs_config *cfg = ctx->cfg;
+    int rc;
+    bool b;
+
+    if (strcmp(name, "mountpoint") == 0)
+        return set_string(&cfg->mountpoint, value);
+    if (strcmp(name, "cache") == 0) {
+        if (strcmp(value, "kernel") != 0 && strcmp(value, "none") != 0)
+            return fail(ctx, line, "cache '%s' must be kernel or none%s", value, "");
+        return set_string(&cfg->cache, value);
+    }
+    if (strcmp(name, "only") == 0)
+        return set_string(&cfg->only, value);
+    if (strcmp(name, "allow_other") == 0) {
+        if (sfs_parse_bool(value, &b) < 0)
+            return fail(ctx, line, "allow_other '%s' is not yes or no%s", value, "");
+        cfg->allow_other = b;
+        return 0;
+    }
+    rc = apply_owner_mode(ctx, line, name, value, &cfg->has_uid, &cfg->uid, &cfg->has_gid,
+                          &cfg->gid, &cfg->has_mode, &cfg->mode);
+    return rc;
+}
+
+static int handle_platform(struct load_ctx *ctx, int line, const char *name, const char *value)
+{
+    struct sfs_config *cfg = ctx->cfg;
+
+    (void)line;
+    if (strcmp(name, "env") == 0)
+        return set_string(&cfg->platform_env, value);
+    if (strcmp(name, "file") == 0)
+        return set_string(&cfg->platform_file, value);
+    if (strcmp(name, "reserved_prefix") == 0)
+        return set_string(&cfg->reserved_prefix, value);
+    return 1;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct load_ctx *ctx = user;
+    int line = ctx->line;
+    int rc;
+
+    if (ctx->rc)
+        return 0; /* inih keeps going after an error; the first one is what we report */
+    rc = seen_before(ctx, section, name);
+    if (rc > 0)
+        rc = fail(ctx, line, "'%s' is set twice in [%s]; keep one", name, section);
+    if (rc == 0) {
+        if (strcmp(section, "store") == 0) {
+            rc = handle_store(ctx, line, name, value);
+        } else if (strcmp(section, "mount") == 0) {
+            rc = handle_mount(ctx, line, name, value);
+        } else if (strcmp(section, "platform") == 0) {
+            rc = handle_platform(ctx, line, name, value);
+        } else if (strncmp(section, "secret:", 7) == 0) {
+            const char *sname = section + 7, *why;
+            struct sfs_config_secret *s;
+            if (!sfs_name_valid(sname, &why)) {
+                rc = fail(ctx, line, "section [%s]: the secret name %s", section, why);
+            } else if (!(s = secret_section(ctx->cfg, sname))) {
+                rc = -ENOMEM;
+            } else {
+                rc = apply_owner_mode(ctx, line, name, value, &s->has_uid, &s->uid,
+                                      &s->has_gid, &s->gid, &s->has_mode, &s->mode);
+            }
+        } else {
+            rc = fail(ctx, line,
+                      "unknown section [%s]; known: [store], [mount], [platform], "
+                      "[secret:NAME]%s", section, "");
+        }
+    }
+    if (rc > 0)
+        rc = fail(ctx, line, "unknown key '%s' in [%s]; see examples/secretfs.ini", name,
+                  section);
+    if (rc == -ENOMEM)
+        sfs_err_set(ctx->err, rc, "%s: out of memory", ctx->file);
+    ctx->rc = rc;
+    return rc == 0;
+}
+
+/* Refuses what Debian's inih would misread instead of rejecting. */
+static int prevalidate(const char *file, const char *buf, size_t len, struct sfs_err *err)
+{
+    size_t i, start = 0;
+    int line = 1;
+
+    for (i = 0; i <= len; i++) {
+        if (i < len && buf[i] == '\0')
+            return sfs_err_set(err, -EINVAL, "%s:%d: contains a NUL byte; the file must be text",
+                               file, line);
+        if (i == len || buf[i] == '\n') {
+            size_t n = i - start;
+            const char *l = buf + start;
+            if (n && l[n - 1] == '\r')
+                n--;
+            if (n > CONFIG_MAX_LINE)
+                return sfs_err_set(err, -EINVAL,
+                                   "%s:%d: line is %zu bytes long; at most %d are allowed "
+                                   "(inih would split it)", file, line, n, CONFIG_MAX_LINE);
+            if (n && (l[0] == ' ' || l[0] == '\t')) {
+                size_t j = 0;
+                while (j < n && (l[j] == ' ' || l[j] == '\t'))
+                    j++;
+                if (j < n && l[j] != ';' && l[j] != '#')
+                    return sfs_err_set(err, -EINVAL,
+                                       "%s:%d: line starts with whitespace (inih would append "
+                                       "it to the previous value); remove the indentation",
+                                       file, line);
+            }
+            start = i + 1;
+            line++;
+        }
+    }
+    return 0;
+}
+
+/* ini_reader over the validated buffer, one line per call, counting lines. */
+static char *reader(char *str, int num, void *stream)
+{
+    struct load_ctx *ctx = stream;
+    size_t n = 0;
+
+    if (ctx->pos >= ctx->len || num < 2)
+        return NULL;
+    while (ctx->pos < ctx->len && n < (size_t)num - 1) {
+        char c = ctx->buf[ctx->pos++];
+        str[n++] = c;
+        if (c == '\n')
+            break;
+    }
+    str[n] = '\0';
+    ctx->line++;
+    return str;
+}
+
+static int read_file(const char *path, char **out, size_t *out_len, struct sfs_err *err)
+{
+    FILE *f = fopen(path, "re");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    int rc = 0;
+
+    if (!f)
+        return sfs_err_set(err, -errno, "%s: %s", path, strerror(errno));
+    for (;;) {
+        if (cap - len < 4096) {
+            char *grown;
+            cap = cap ? cap * 2 : 8192;
+            grown = realloc(buf, cap + 1);
+            if (!grown) {
+                rc = sfs_err_set(err, -ENOMEM, "%s: out of memory", path);
+                goto out;
+            }
+            buf = grown;
+        }
+        n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (len > CONFIG_MAX_BYTES) {
+            rc = sfs_err_set(err, -EFBIG, "%s: larger than 1 MiB; is this the config file?",
+                             path);
+            goto out;
+        }
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        rc = sfs_err_set(err, -EIO, "%s: read error", path);
+        goto out;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+out:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+int sfs_config_load(const char *path, bool explicit_path, struct sfs_config *cfg,
+                    struct sfs_err *err)
+{
+    struct load_ctx ctx = {.cfg = cfg, .file = path, .err = err};
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0, i;
+    int rc;
+
+    config_defaults(cfg);
+    if (stat(path, &st) < 0 && errno == ENOENT && !explicit_path)
+        return 0;
+    rc = read_file(path, &buf, &len, err);
+    if (rc < 0)
+        goto out;
+    rc = prevalidate(path, buf, len, err);
+    if (rc < 0)
+        goto out;
+    ctx.buf = buf;
+    ctx.len = len;
+    rc = ini_parse_stream(reader, &ctx, handler, &ctx);
+    if (ctx.rc) {
+        rc = ctx.rc;
+    } else if (rc > 0) {
+        rc = sfs_err_set(err, -EINVAL,
+                         "%s:%d: not a [section] or key = value line", path, rc);
+    } else if (rc < 0) {
+        rc = sfs_err_set(err, -ENOMEM, "%s: out of memory", path);
+    } else {
+        rc = set_string(&cfg->path, path);
+    }
+out:
+    for (i = 0; i < ctx.n_seen; i++)
+        free(ctx.seen[i]);
+    free(ctx.seen);
+    free(buf);
+    return rc;
+}

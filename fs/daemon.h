@@ -1,0 +1,63 @@
+/* fs/daemon.h — the secretfs daemon: mount, serve, reload, unmount.
+ *
+ * The only public header of fs/.  The CLI fills a struct sfs_mount_opts (it owns every
+ * string in it for the daemon's lifetime) and calls sfs_daemon_run.
+ */
+#ifndef SFS_FS_DAEMON_H
+#define SFS_FS_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/err.h"
+
+enum sfs_cache_mode {
+    SFS_CACHE_KERNEL, /* opens and reads answered from the kernel's caches */
+    SFS_CACHE_NONE,   /* every open reaches the daemon; direct_io; one snapshot per open */
+};
+
+/* A [secret:NAME] owner/mode override. */
+struct sfs_secret_perm {
+    const char *name;
+    bool has_uid, has_gid, has_mode;
+    uid_t uid;
+    gid_t gid;
+    mode_t mode;
+};
+
+struct sfs_mount_opts {
+    const char *mountpoint;
+    bool create_mountpoint;        /* mkdir it (0755) if missing: only for the default */
+    const char *store_path;
+    const char *key_file;
+    const char *reserved_prefix;   /* "LIVEKIT_" */
+    const char *const *platform_env; /* variable names read from the environment */
+    size_t n_platform_env;
+    const char *platform_file;     /* dotenv file re-read on every reload, or NULL */
+    const char *const *only;       /* serve only these names; NULL = all */
+    size_t n_only;
+    uid_t uid;                     /* default owner, group and mode of files */
+    gid_t gid;
+    mode_t mode;
+    const struct sfs_secret_perm *perms;
+    size_t n_perms;
+    enum sfs_cache_mode cache;
+    bool allow_other;
+    bool foreground;               /* stay attached; log to stderr */
+    bool debug;                    /* log FUSE traffic */
+    bool no_invalidate;            /* debug only: skip kernel cache notifications on reload */
+    bool watch;                    /* reload when the store file is replaced */
+};
+
+/* Mounts and serves until SIGTERM/SIGINT or an external unmount.
+ *
+ * In the foreground, returns 0 after a clean unmount or -errno with err set.
+ * Otherwise it forks: the child loads, locks and mounts; the parent waits until the files are
+ * visible (returns 0 with *is_daemon false) or the child reports a failure (returns -errno
+ * with err holding the child's message).  In the child the call returns only when the daemon
+ * stops, with *is_daemon true.  Problems visible before mounting (no /dev/fuse, mountpoint
+ * missing or already mounted, store or key errors) are reported this way, never only logged. */
+int sfs_daemon_run(const struct sfs_mount_opts *opts, bool *is_daemon, struct sfs_err *err);
+
+#endif

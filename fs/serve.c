@@ -1,0 +1,446 @@
+/* fs/serve.c — FUSE low-level handlers.  Each one decodes, asks the snapshot, replies once. */
+#include "fs/serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define STATUS_MAX 1024
+
+static struct daemon *daemon_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+struct snapshot *sfs_snap_acquire(struct daemon *d)
+{
+    struct snapshot *s;
+
+    pthread_mutex_lock(&d->lock);
+    s = d->current;
+    atomic_fetch_add(&s->refs, 1);
+    atomic_fetch_add(&s->inflight, 1);
+    pthread_mutex_unlock(&d->lock);
+    return s;
+}
+
+void sfs_snap_release(struct snapshot *s)
+{
+    atomic_fetch_sub(&s->inflight, 1);
+    sfs_snap_unref(s);
+}
+
+size_t sfs_status_render(const struct reload_status *st, const struct sfs_mount_opts *o,
+                         char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap,
+                     "generation=%" PRIu64 "\n"
+                     "loaded_at=%" PRId64 "\n"
+                     "secrets=%zu\n"
+                     "platform=%zu\n"
+                     "pid=%ld\n"
+                     "cache=%s\n"
+                     "reloads=%" PRIu64 "\n"
+                     "last_reload=%s\n",
+                     st->generation, st->loaded_at, st->secrets, st->platform,
+                     (long)getpid(), o->cache == SFS_CACHE_NONE ? "none" : "kernel",
+                     st->reloads, st->last_reload);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+/* Copies the status under the lock and renders it. */
+static size_t status_text(struct daemon *d, char *buf, size_t cap, int64_t *mtime)
+{
+    struct reload_status st;
+
+    pthread_mutex_lock(&d->lock);
+    st = d->status;
+    pthread_mutex_unlock(&d->lock);
+    if (mtime)
+        *mtime = st.changed_at;
+    return sfs_status_render(&st, d->opts, buf, cap);
+}
+
+static void fill_attr(struct daemon *d, const struct snapshot *s, const struct snap_entry *e,
+                      struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!e) {
+        st->st_ino = SFS_INO_ROOT;
+        st->st_mode = S_IFDIR | s->dir_mode;
+        st->st_nlink = 2;
+        st->st_uid = s->dir_uid;
+        st->st_gid = s->dir_gid;
+        st->st_mtim.tv_sec = s->loaded_at;
+        st->st_ctim = st->st_atim = st->st_mtim;
+        return;
+    }
+    st->st_ino = e->ino;
+    st->st_mode = S_IFREG | e->mode;
+    st->st_nlink = 1;
+    st->st_uid = e->uid;
+    st->st_gid = e->gid;
+    st->st_size = e->size;
+    st->st_mtim.tv_sec = e->mtime;
+    if (e->kind == SNAP_STATUS) {
+        char buf[STATUS_MAX];
+        int64_t mtime;
+        st->st_size = (off_t)status_text(d, buf, sizeof buf, &mtime);
+        st->st_mtim.tv_sec = mtime;
+    }
+    st->st_ctim = st->st_atim = st->st_mtim;
+    st->st_blksize = 4096;
+    st->st_blocks = (st->st_size + 511) / 512;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct daemon *d = userdata;
+
+    if (d->opts->cache == SFS_CACHE_KERNEL) {
+        d->no_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+        d->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
+    }
+    /* we invalidate exactly what changed; no need for mtime-driven guessing */
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+    if (!d->no_open && d->opts->cache == SFS_CACHE_KERNEL)
+        sfs_warn("kernel lacks FUSE_CAP_NO_OPEN_SUPPORT: every open reaches the daemon");
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct daemon *d = daemon_of(req);
+    struct snapshot *s;
+    const struct snap_entry *e;
+    struct fuse_entry_param ep;
+
+    if (parent != SFS_INO_ROOT) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    memset(&ep, 0, sizeof ep);
+    s = sfs_snap_acquire(d);
+    e = sfs_snap_find(s, name);
+    ep.entry_timeout = d->timeout;
+    if (e) {
+        ep.ino = e->ino;
+        ep.generation = e->gen;
+        ep.attr_timeout = e->kind == SNAP_STATUS ? 0 : d->timeout;
+        fill_attr(d, s, e, &ep.attr);
+    }
+    /* a miss replies ino 0: the kernel caches the negative entry until a reload adds it */
+    fuse_reply_entry(req, &ep);
+    sfs_snap_release(s);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct daemon *d = daemon_of(req);
+    struct snapshot *s = sfs_snap_acquire(d);
+    const struct snap_entry *e = ino == SFS_INO_ROOT ? NULL : sfs_snap_by_ino(s, ino);
+    struct stat st;
+
+    (void)fi;
+    if (ino != SFS_INO_ROOT && !e) {
+        fuse_reply_err(req, ENOENT);
+    } else {
+        fill_attr(d, s, e, &st);
+        fuse_reply_attr(req, &st, e && e->kind == SNAP_STATUS ? 0 : d->timeout);
+    }
+    sfs_snap_release(s);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct daemon *d = daemon_of(req);
+    struct snapshot *s;
+
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    if (d->no_open) {
+        fuse_reply_err(req, ENOSYS); /* the kernel opens by itself from now on */
+        return;
+    }
+    s = sfs_snap_acquire(d);
+    if (!sfs_snap_by_ino(s, ino)) {
+        sfs_snap_release(s);
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (d->opts->cache == SFS_CACHE_NONE || ino == SFS_INO_STATUS) {
+        fi->direct_io = 1;
+        fi->keep_cache = 0;
+    } else {
+        fi->keep_cache = 1;
+    }
+    if (d->opts->cache == SFS_CACHE_NONE) {
+        /* the handle keeps this generation alive: one open reads one version */
+        atomic_fetch_sub(&s->inflight, 1);
+        fi->fh = (uint64_t)(uintptr_t)s;
+    } else {
+        sfs_snap_release(s);
+        fi->fh = 0;
+    }
+    if (fuse_reply_open(req, fi) == -ENOENT && fi->fh)
+        sfs_snap_unref(s); /* the opener was interrupted; no release will come */
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    struct daemon *d = daemon_of(req);
+    struct snapshot *s;
+    const struct snap_entry *e;
+    const unsigned char *data;
+    char status[STATUS_MAX];
+    size_t len;
+
+    if (fi && fi->fh) {
+        s = (struct snapshot *)(uintptr_t)fi->fh;
+        atomic_fetch_add(&s->refs, 1);
+        atomic_fetch_add(&s->inflight, 1);
+    } else {
+        s = sfs_snap_acquire(d);
+    }
+    e = sfs_snap_by_ino(s, ino);
+    if (!e) {
+        fuse_reply_err(req, ENOENT);
+        goto out;
+    }
+    if (e->kind == SNAP_STATUS) {
+        len = status_text(d, status, sizeof status, NULL);
+        data = (const unsigned char *)status;
+    } else {
+        len = e->size;
+        data = e->kind == SNAP_VIEW ? sfs_snap_view_data(s, e) : e->data;
+        if (!data && len) {
+            fuse_reply_err(req, ENOMEM);
+            goto out;
+        }
+    }
+    if (off < 0 || (size_t)off >= len)
+        fuse_reply_buf(req, NULL, 0);
+    else
+        fuse_reply_buf(req, (const char *)data + off,
+                       size < len - (size_t)off ? size : len - (size_t)off);
+out:
+    sfs_snap_release(s);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    if (fi->fh)
+        sfs_snap_unref((struct snapshot *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, 0);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct daemon *d = daemon_of(req);
+
+    if (ino != SFS_INO_ROOT) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    if (d->no_opendir) {
+        fuse_reply_err(req, ENOSYS);
+        return;
+    }
+    if (d->opts->cache == SFS_CACHE_NONE) {
+        struct snapshot *s = sfs_snap_acquire(d);
+        atomic_fetch_sub(&s->inflight, 1);
+        fi->fh = (uint64_t)(uintptr_t)s;
+    } else {
+        fi->fh = 0;
+        fi->cache_readdir = 1;
+        fi->keep_cache = 1;
+    }
+    if (fuse_reply_open(req, fi) == -ENOENT && fi->fh)
+        sfs_snap_unref((struct snapshot *)(uintptr_t)fi->fh);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    struct daemon *d = daemon_of(req);
+    struct snapshot *s;
+    char *buf;
+    size_t used = 0, i;
+    struct stat st;
+
+    if (ino != SFS_INO_ROOT) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (fi && fi->fh) {
+        s = (struct snapshot *)(uintptr_t)fi->fh;
+        atomic_fetch_add(&s->refs, 1);
+        atomic_fetch_add(&s->inflight, 1);
+    } else {
+        s = sfs_snap_acquire(d);
+    }
+    memset(&st, 0, sizeof st);
+    /* offsets: 0 ".", 1 "..", 2+i entry i; each entry's offset is the next one's index */
+    for (i = (size_t)off; i < s->n + 2; i++) {
+        const char *name = i == 0 ? "." : i == 1 ? ".." : s->entries[i - 2].name;
+        size_t want;
+        st.st_ino = i < 2 ? SFS_INO_ROOT : s->entries[i - 2].ino;
+        st.st_mode = i < 2 ? S_IFDIR : S_IFREG;
+        want = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)(i + 1));
+        if (want > size - used)
+            break;
+        used += want;
+    }
+    fuse_reply_buf(req, buf, used);
+    sfs_snap_release(s);
+    free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    op_release(req, ino, fi);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct daemon *d = daemon_of(req);
+    struct snapshot *s = sfs_snap_acquire(d);
+    struct statvfs sv;
+
+    (void)ino;
+    memset(&sv, 0, sizeof sv);
+    sv.f_bsize = sv.f_frsize = 4096;
+    sv.f_blocks = (sfs_set_value_bytes(s->store) + 4095) / 4096;
+    sv.f_files = s->n + 1;
+    sv.f_namemax = 255;
+    sv.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+    sfs_snap_release(s);
+    fuse_reply_statfs(req, &sv);
+}
+
+/* ---- everything that would write: EROFS, whatever the mount options ---- */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    (void)ino, (void)attr, (void)to_set, (void)fi;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev)
+{
+    (void)parent, (void)name, (void)mode, (void)rdev;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    (void)parent, (void)name, (void)mode;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    (void)parent, (void)name;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    (void)link, (void)parent, (void)name;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    (void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    (void)ino, (void)newparent, (void)newname;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)ino, (void)buf, (void)size, (void)off, (void)fi;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    (void)ino, (void)name, (void)value, (void)size, (void)flags;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    (void)ino, (void)name;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    (void)parent, (void)name, (void)mode, (void)fi;
+    fuse_reply_err(req, EROFS);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi)
+{
+    (void)ino, (void)mode, (void)offset, (void)length, (void)fi;
+    fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops sfs_fuse_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .getattr = op_getattr,
+    .open = op_open,
+    .read = op_read,
+    .release = op_release,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .statfs = op_statfs,
+    .setattr = op_setattr,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_unlink,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .write = op_write,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
+    .create = op_create,
+    .fallocate = op_fallocate,
+};

@@ -1,0 +1,86 @@
+/* fs/snapshot.h — one immutable generation of what the mount serves, and the inode table
+ * that keeps a name's inode number stable across generations.  Internal to fs/.
+ *
+ * Threading: the inode table is touched only by the thread that builds snapshots (startup,
+ * then the reload thread).  A published snapshot is read-only; request handlers reach it
+ * through sfs_snap_acquire/sfs_snap_release (fs/serve.c), which count references.
+ */
+#ifndef SFS_FS_SNAPSHOT_H
+#define SFS_FS_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "crypto/secmem.h"
+#include "fs/daemon.h"
+#include "secrets/set.h"
+
+#define SFS_INO_ROOT 1
+#define SFS_INO_ENV 2
+#define SFS_INO_JSON 3
+#define SFS_INO_STATUS 4
+#define SFS_INO_FIRST_SECRET 16
+
+enum snap_kind { SNAP_SECRET, SNAP_PLATFORM, SNAP_VIEW, SNAP_STATUS };
+
+struct snap_entry {
+    const char *name;
+    const unsigned char *data;  /* NULL for .status (rendered on demand) */
+    uint32_t size;
+    uint32_t mode;              /* permission bits only */
+    uint64_t ino;
+    uint64_t gen;               /* FUSE generation of this inode number */
+    uid_t uid;
+    gid_t gid;
+    int64_t mtime;
+    uint8_t kind;
+};
+
+struct snapshot {
+    atomic_long refs;           /* holders: "current", requests, open file handles */
+    atomic_long inflight;       /* requests using it right now (reload waits for 0) */
+    uint64_t generation;        /* counts successful loads, starting at 1 */
+    int64_t loaded_at;
+    sfs_set *store;             /* owns secret bytes */
+    sfs_set *platform;          /* owns platform bytes */
+    sfs_arena *views;           /* owns .env and .env.json bytes */
+    struct snap_entry *entries; /* sorted by name */
+    size_t n;
+    struct snap_entry **by_ino; /* indexed by inode number, NULL where absent */
+    size_t ino_cap;
+    size_t n_secrets, n_platform;
+    uid_t dir_uid;
+    gid_t dir_gid;
+    uint32_t dir_mode;
+};
+
+/* The name -> inode number table. */
+struct inode_table;
+struct inode_table *sfs_inodes_new(void);
+void sfs_inodes_free(struct inode_table *t);
+
+/* Builds a snapshot from a loaded store and platform set (it takes ownership of both, also
+ * on failure).  Applies --only, the reserved-prefix rule (reserved names in the store are
+ * dropped and logged), owners and modes, and renders the views.  Returns NULL on ENOMEM. */
+struct snapshot *sfs_snap_build(const struct sfs_mount_opts *o, struct inode_table *t,
+                                sfs_set *store, sfs_set *platform, uint64_t generation);
+
+/* Looks up a root entry by name or by inode; NULL if absent. */
+const struct snap_entry *sfs_snap_find(const struct snapshot *s, const char *name);
+const struct snap_entry *sfs_snap_by_ino(const struct snapshot *s, uint64_t ino);
+
+/* The bytes of a view entry (.env, .env.json), rendered on first use and kept with the
+ * snapshot.  NULL on ENOMEM.  Thread-safe. */
+const unsigned char *sfs_snap_view_data(struct snapshot *s, const struct snap_entry *e);
+
+/* Drops one reference; the last one wipes and frees everything. */
+void sfs_snap_unref(struct snapshot *s);
+
+/* Whether two entries serve different bytes or attributes. */
+bool sfs_snap_entry_changed(const struct snap_entry *a, const struct snap_entry *b);
+
+#endif
