@@ -1,4 +1,5 @@
 #include "crypto/key.h"
+#include "crypto/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,32 +76,6 @@ static int write_all(int fd, const void *buf, size_t len)
 
 /* fsyncs the directory holding `path`, so a new directory entry survives a crash.
  * Filesystems that cannot fsync a directory (EINVAL) count as success. */
-static int fsync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    int fd, rc = 0;
-
-    if (!slash)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
-    if (!dir)
-        return -ENOMEM;
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        goto out_free;
-    }
-    if (fsync(fd) < 0 && errno != EINVAL)
-        rc = -errno;
-    close(fd);
-out_free:
-    free(dir);
-    return rc;
-}
 
 int sfs_key_generate(const char *path, struct sfs_err *err)
 {
@@ -147,7 +122,7 @@ int sfs_key_generate(const char *path, struct sfs_err *err)
         goto out_unlink;
     }
     fd = -1;
-    rc = fsync_parent_dir(path);
+    rc = sfs_fsync_parent_dir(path);
     if (rc < 0) {
         sfs_err_set(err, rc, "%s: cannot fsync the directory holding the key file: %s",
                     path, strerror(-rc));

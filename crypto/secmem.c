@@ -152,7 +152,7 @@ void sfs_arena_free(sfs_arena *a)
         size_t len = c->len;
         bool locked = c->locked;
 
-        sodium_memzero(c, len);
+        sodium_memzero(c, c->used); /* pages past `used` were never touched */
         if (free_inspector)
             free_inspector(c, len, free_inspector_ctx);
         if (locked)

@@ -1,4 +1,5 @@
 #include "crypto/store.h"
+#include "crypto/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -470,48 +471,24 @@ static int write_all(int fd, const unsigned char *p, size_t len)
     return 0;
 }
 
-/* fsyncs the directory holding `path`, so a rename survives a crash.  Filesystems that
- * cannot fsync a directory (EINVAL) count as success. */
-static int fsync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    int fd, rc = 0;
 
-    if (!slash)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
-    if (!dir)
-        return -ENOMEM;
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        goto out_free;
-    }
-    if (fsync(fd) < 0 && errno != EINVAL)
-        rc = -errno;
-    close(fd);
-out_free:
-    free(dir);
-    return rc;
-}
-
-int sfs_store_write(const char *path, const sfs_key *key, const sfs_set *set,
+int sfs_store_write(const char *link_path, const sfs_key *key, const sfs_set *set,
                     struct sfs_err *err)
 {
     static const char suffix[] = ".tmp.XXXXXX";
     unsigned char *image = NULL;
     size_t image_len = 0;
-    char *tmp = NULL;
+    char *tmp = NULL, *path;
     int fd = -1, rc;
 
+    path = sfs_store_target(link_path);
+    if (!path)
+        return sfs_err_set(err, -errno, "%s: cannot resolve the symlink: %s", link_path,
+                           strerror(errno));
     rc = sfs_store_encode(set, key, &image, &image_len, err);
     if (rc < 0) {
         sfs_err_prefix(err, "%s", path);
-        return rc;
+        goto out_free;
     }
     tmp = malloc(strlen(path) + sizeof suffix);
     if (!tmp) {
@@ -554,7 +531,7 @@ int sfs_store_write(const char *path, const sfs_key *key, const sfs_set *set,
                     "unchanged", path, strerror(-rc));
         goto out_unlink;
     }
-    rc = fsync_parent_dir(path);
+    rc = sfs_fsync_parent_dir(path);
     if (rc < 0)
         sfs_err_set(err, rc, "%s: the store was replaced, but fsync of its directory "
                     "failed: %s", path, strerror(-rc));
@@ -567,19 +544,24 @@ out_unlink:
 out_free:
     free(tmp);
     free(image);
+    free(path);
     return rc;
 }
 
-int sfs_store_lock(const char *path, int *fd, struct sfs_err *err)
+int sfs_store_lock(const char *link_path, int *fd, struct sfs_err *err)
 {
     static const char suffix[] = ".lock";
-    char *lock_path;
+    char *lock_path = NULL, *path;
     int lfd, rc = 0;
 
     *fd = -1;
-    lock_path = malloc(strlen(path) + sizeof suffix);
-    if (!lock_path)
-        return sfs_err_set(err, -ENOMEM, "%s: out of memory", path);
+    path = sfs_store_target(link_path);
+    if (path)
+        lock_path = malloc(strlen(path) + sizeof suffix);
+    if (!lock_path) {
+        free(path);
+        return sfs_err_set(err, -ENOMEM, "%s: out of memory", link_path);
+    }
     strcpy(lock_path, path);
     strcat(lock_path, suffix);
     lfd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
@@ -600,6 +582,7 @@ int sfs_store_lock(const char *path, int *fd, struct sfs_err *err)
 
 out_free:
     free(lock_path);
+    free(path);
     return rc;
 }
 

@@ -1,0 +1,14 @@
+/* crypto/fileio.h — file helpers shared by the key and store code.  Internal to crypto/. */
+#ifndef SFS_CRYPTO_FILEIO_H
+#define SFS_CRYPTO_FILEIO_H
+
+/* fsyncs the directory that holds `path`, so a create or rename in it is durable.
+ * Returns 0 or -errno (EINVAL from filesystems that cannot fsync directories is ignored). */
+int sfs_fsync_parent_dir(const char *path);
+
+/* Where writes to the store at `path` must go: the symlink's target when `path` is a
+ * symlink (so an operator's link keeps pointing at the live store), else `path` itself.
+ * Returns a malloc'd string, or NULL with errno set. */
+char *sfs_store_target(const char *path);
+
+#endif
