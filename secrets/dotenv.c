@@ -27,6 +27,7 @@
 #define GROWTH_MAX_MIB 64
 #define SHOWN_MAX 96
 #define NOTE_MAX 1024
+#define NOTES_PER_STATEMENT 16
 #define RUNE_ERROR 0xFFFDu
 
 /* A growable buffer in secure memory; each growth moves to a fresh arena and frees
@@ -62,8 +63,10 @@ struct parser {
 
     struct note *notes;         /* this statement's warnings, flushed in line order */
     size_t nnotes, cap_notes;
+    size_t notes_dropped, notes_last_line;
 
     size_t cur_pos, cur_line;   /* line cursor: cur_line is the line of cur_pos */
+    size_t col_pos, col;        /* column cursor: col is the column of col_pos (if > 0) */
     size_t stored, budget;      /* value bytes stored so far, and the most allowed */
     size_t quote_end_line;      /* line where the last quoted value closed, 0 if none */
 
@@ -250,36 +253,47 @@ static size_t trim_left_dotenv_space(const unsigned char *s, size_t n, size_t po
 
 /* ---- positions and messages ---- */
 
+/* The 1-based line of pos.  A cursor makes the mostly forward walk linear overall. */
 static size_t line_at(struct parser *p, size_t pos)
 {
     const unsigned char *nl;
+    size_t k = pos;
 
-    if (pos < p->cur_pos) {
-        p->cur_pos = 0;
-        p->cur_line = 1;
+    while (k < p->cur_pos && (nl = memchr(p->s + k, '\n', p->cur_pos - k)) != NULL) {
+        k = (size_t)(nl - p->s) + 1;
+        p->cur_line--;
     }
+    if (pos < p->cur_pos)
+        p->cur_pos = pos;
     while (p->cur_pos < pos &&
            (nl = memchr(p->s + p->cur_pos, '\n', pos - p->cur_pos)) != NULL) {
         p->cur_pos = (size_t)(nl - p->s) + 1;
         p->cur_line++;
     }
-    if (p->cur_pos < pos)
-        p->cur_pos = pos;
+    p->cur_pos = pos;
     return p->cur_line;
 }
 
-/* 1-based column of pos in characters (UTF-8 code points; an invalid byte counts as one). */
-static size_t col_at(const struct parser *p, size_t pos)
+/* 1-based column of pos in characters (UTF-8 code points; an invalid byte counts as one).
+ * Continues from the previous answer when pos lies further on in the same line. */
+static size_t col_at(struct parser *p, size_t pos)
 {
     size_t start = pos, col = 1, w;
     uint32_t r;
 
-    while (start > 0 && p->s[start - 1] != '\n')
-        start--;
+    if (p->col_pos && p->col_pos <= pos && !memchr(p->s + p->col_pos, '\n', pos - p->col_pos)) {
+        start = p->col_pos;
+        col = p->col;
+    } else {
+        while (start > 0 && p->s[start - 1] != '\n')
+            start--;
+    }
     while (start < pos && start + (w = decode_rune(p->s, p->n, start, &r)) <= pos) {
         start += w;
         col++;
     }
+    p->col_pos = start;
+    p->col = col;
     return col;
 }
 
@@ -303,10 +317,6 @@ static void show_name(char *dst, size_t cap, const unsigned char *name, size_t l
 {
     size_t o = 0, i;
 
-    if (len == 0) {
-        snprintf(dst, cap, "(empty name)");
-        return;
-    }
     for (i = 0; i < len && o + 8 < cap; i++) {
         unsigned char c = name[i];
         if (c > 0x20 && c < 0x7F)
@@ -317,6 +327,8 @@ static void show_name(char *dst, size_t cap, const unsigned char *name, size_t l
     if (i < len)
         o += (size_t)snprintf(dst + o, cap - o, "...");
     dst[o] = '\0';
+    if (len == 0)
+        snprintf(dst, cap, "(empty name)");
 }
 
 /* Queues "FNAME:LINE: KEY: what" for the current statement. */
@@ -330,6 +342,12 @@ static int note(struct parser *p, size_t line, const char *fmt, ...)
 
     if (!p->warn)
         goto out;
+    if (line > p->notes_last_line)
+        p->notes_last_line = line;
+    if (p->nnotes == NOTES_PER_STATEMENT) {
+        p->notes_dropped++;
+        goto out;
+    }
     if (p->nnotes == p->cap_notes) {
         size_t cap = p->cap_notes ? p->cap_notes * 2 : 8;
         struct note *v = realloc(p->notes, cap * sizeof *v);
@@ -372,7 +390,15 @@ static void flush_notes(struct parser *p)
         p->warn(p->warn_ctx, p->notes[i].msg);
         free(p->notes[i].msg);
     }
+    if (p->notes_dropped) {
+        char msg[NOTE_MAX];
+        snprintf(msg, sizeof msg, "%s:%zu: %s: %zu more warnings about this value not shown",
+                 p->fname, p->notes_last_line, p->shown, p->notes_dropped);
+        p->warn(p->warn_ctx, msg);
+    }
     p->nnotes = 0;
+    p->notes_dropped = 0;
+    p->notes_last_line = 0;
 }
 
 /* ---- the parser ---- */
@@ -424,7 +450,8 @@ static int key_error(struct parser *p, size_t stmt, size_t kstart, size_t bad)
 
     if (p->quote_end_line && line_at(p, stmt) == p->quote_end_line)
         hint = "; text after a closing quote is read as the next KEY=value";
-    if (bad == kstart + 1 && p->n - kstart >= 3 && memcmp(p->s + kstart, "\xEF\xBB\xBF", 3) == 0)
+    if (bad == kstart + 1 && p->n - kstart >= 3 &&
+        memcmp(p->s + kstart, "\xEF\xBB\xBF", 3) == 0)
         rc = fail_at(p, kstart, "byte order mark (U+FEFF) before the name; save the file "
                                 "as UTF-8 without a BOM");
     else if (bad >= p->n)
@@ -527,7 +554,7 @@ static int out_put(struct parser *p, size_t vpos, const void *data, size_t len)
 static int expand(struct parser *p, const unsigned char *e, size_t len, size_t line,
                   size_t vpos)
 {
-    size_t i = 0, j, m, name, name_end;
+    size_t i = 0, j, m, name, name_end, nref = 0;
     int rc = 0;
 
     while (rc == 0 && i < len) {
@@ -564,7 +591,6 @@ static int expand(struct parser *p, const unsigned char *e, size_t len, size_t l
             rc = out_put(p, vpos, e + j + 1, m - j - 1);
         } else if (name_end > name) {
             char *nm = strndup((const char *)e + name, name_end - name);
-            char shown[SHOWN_MAX];
 
             if (!nm) {
                 rc = -ENOMEM;
@@ -572,15 +598,18 @@ static int expand(struct parser *p, const unsigned char *e, size_t len, size_t l
             }
             ent = sfs_set_get(p->set, nm);
             free(nm);
-            show_name(shown, sizeof shown, e + name, name_end - name);
+            /* The referenced name is part of the value (think "pa$WORD"), so messages
+             * count references instead of quoting them. */
+            nref++;
             if (paren)
-                rc = note(p, at, "$(%s is read as $%s (godotenv does no command "
-                                 "substitution)%s", shown, shown,
-                          ent ? "" : ", which is not defined earlier in the file and "
-                                     "expands to nothing");
+                rc = note(p, at, "reference #%zu, a $( , is read as a plain $NAME (godotenv "
+                                 "does no command substitution)%s", nref,
+                          ent ? "" : " and expands to nothing: no such name is defined "
+                                     "earlier in the file");
             else if (!ent)
-                rc = note(p, at, "$%s expands to nothing (not defined earlier in the "
-                                 "file)", shown);
+                rc = note(p, at, "reference #%zu ($NAME) expands to nothing: no such name is "
+                                 "defined earlier in the file (write \\$ for a literal $)",
+                          nref);
             if (rc == 0 && ent)
                 rc = out_put(p, vpos, ent->value, ent->len);
         } else {
@@ -653,8 +682,7 @@ static int unescape(struct parser *p, size_t start, size_t end)
     if (rc == 0 && unknown)
         rc = note(p, line_at(p, first), "unknown escape at column %zu in double quotes: "
                                         "godotenv drops the backslash and keeps the next "
-                                        "character (it knows only \\n, \\r, \\\\, \\\", "
-                                        "\\' and \\$)%s",
+                                        "character (only \\n and \\r are translated)%s",
                   col_at(p, first),
                   unknown > 1 ? "; more such escapes follow in this value" : "");
     return rc;
@@ -765,9 +793,9 @@ static int quoted_value(struct parser *p, size_t vstart, const unsigned char **v
                                         "use %s quotes for a value that ends in %c",
                   q == '"' ? "single" : "double", q);
     if (rc == 0 && q == '"' && any_even)
-        rc = note(p, line_at(p, even_skipped), "\\\\\" at column %zu does not end the value: "
-                                               "godotenv reads the quote as escaped, so the "
-                                               "value runs on to line %zu",
+        rc = note(p, line_at(p, even_skipped), "the \" at column %zu follows \\\\ and does "
+                                               "not end the value: godotenv reads it as "
+                                               "escaped, so the value runs on to line %zu",
                   col_at(p, even_skipped), p->quote_end_line);
     if (rc)
         goto out;
