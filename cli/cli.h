@@ -23,6 +23,7 @@ enum {
     OPT_KEY_FILE,
     OPT_CONFIG,
     OPT_HELP,
+    OPT_RELOAD,
     OPT_FIRST_COMMAND_OPTION,
 };
 
@@ -41,6 +42,8 @@ struct cli {
     struct sfs_config cfg;     /* loaded by cli_load_config */
     const char *store_path;    /* resolved: flag, env, config, default */
     const char *key_file;
+    bool want_reload;          /* --reload[=MOUNTPOINT] on a command that changes the store */
+    const char *reload_mount;  /* its argument, or NULL for the default mountpoint */
 };
 
 /* Handles --store/--key-file/--config; returns true if `opt` was one of them. */

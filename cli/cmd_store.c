@@ -17,6 +17,11 @@
 #include "secrets/dotenv.h"
 #include "secrets/names.h"
 
+#define RELOAD_OPTION {"reload", optional_argument, NULL, OPT_RELOAD}
+#define RELOAD_HELP \
+    "  --reload[=MOUNTPOINT]  then make the daemon serving MOUNTPOINT (default: [mount]\n" \
+    "                         mountpoint, then " SFS_DEFAULT_MOUNTPOINT ") serve the change\n"
+
 static const char keygen_help[] =
     "usage: secretfs keygen [--key-file PATH | PATH] [--config PATH]\n"
     "\n"
@@ -26,7 +31,8 @@ static const char keygen_help[] =
 static const char update_help[] =
     "usage: secretfs update-secrets [--secrets K=V]... [--secrets-file FILE]\n"
     "                               [--secret-mount PATH]... [--overwrite]\n"
-    "                               [--ignore-empty-secrets] [store options]\n"
+    "                               [--ignore-empty-secrets] [--reload[=MOUNTPOINT]]\n"
+    "                               [store options]\n"
     "\n"
     "Import secrets, as `lk agent update-secrets` does.\n"
     "  --secrets K=V          one secret; parsed as one dotenv line (quoting works as in\n"
@@ -37,17 +43,20 @@ static const char update_help[] =
     "  --ignore-empty-secrets skip empty values (each is named) instead of failing\n"
     "Precedence: --secret-mount, then --secrets overrides, then --secrets-file fills only\n"
     "names not already given.  LIVEKIT_* names are supplied by the platform and dropped\n"
-    "with a warning.  Nothing is written unless the whole input is valid.\n";
+    "with a warning.  Nothing is written unless the whole input is valid.\n"
+    RELOAD_HELP;
 
 static const char set_help[] =
-    "usage: secretfs set NAME [--from-file FILE] [store options]\n"
+    "usage: secretfs set NAME [--from-file FILE] [--reload[=MOUNTPOINT]] [store options]\n"
     "\n"
-    "Store stdin's bytes (or FILE's) exactly as the value of NAME.\n";
+    "Store stdin's bytes (or FILE's) exactly as the value of NAME.\n"
+    RELOAD_HELP;
 
 static const char rm_help[] =
-    "usage: secretfs rm NAME... [store options]\n"
+    "usage: secretfs rm NAME... [--reload[=MOUNTPOINT]] [store options]\n"
     "\n"
-    "Remove the named secrets.  If any is missing, nothing is removed.\n";
+    "Remove the named secrets.  If any is missing, nothing is removed.\n"
+    RELOAD_HELP;
 
 static const char list_help[] =
     "usage: secretfs list [--json] [store options]\n"
@@ -92,10 +101,29 @@ static int parse_options(struct cli *cli, int argc, char **argv, const struct op
             return cli_usage(cli, help, false);
         if (cli_common_option(cli, opt, optarg))
             continue;
+        if (opt == OPT_RELOAD) {
+            cli->want_reload = true;
+            cli->reload_mount = optarg;
+            continue;
+        }
         if (!handle || handle(cli, opt, optarg, ctx) != 0)
             return cli_usage(cli, help, false);
     }
     return -1;
+}
+
+/* After a successful write: --reload, if it was asked for. */
+static int maybe_reload(struct cli *cli)
+{
+    if (!cli->want_reload)
+        return EXIT_OK;
+    if (cli_reload_mount(cli, cli->reload_mount ? cli->reload_mount
+                                                : cli_default_mountpoint(cli), 10.0) != EXIT_OK) {
+        cli_error(cli, "the store was updated, but the mount still serves the previous "
+                  "secrets; run 'secretfs reload' once the problem above is fixed");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
 }
 
 static int write_store(struct cli *cli, const sfs_key *key, const sfs_set *set)
@@ -112,7 +140,7 @@ static int write_store(struct cli *cli, const sfs_key *key, const sfs_set *set)
         cli_error(cli, "%s; the store was not changed", err.msg);
         return EXIT_FAIL;
     }
-    return EXIT_OK;
+    return maybe_reload(cli);
 }
 
 /* Opens the store for a read-modify-write: lock, key, current set (empty if missing). */
@@ -406,13 +434,14 @@ int cmd_update_secrets(struct cli *cli, int argc, char **argv)
         {"secret-mount", required_argument, NULL, OPT_SECRET_MOUNT},
         {"overwrite", no_argument, NULL, OPT_OVERWRITE},
         {"ignore-empty-secrets", no_argument, NULL, OPT_IGNORE_EMPTY},
+        RELOAD_OPTION,
     };
     struct update_args a = {0};
     struct change_counts counts = {0};
     sfs_set *in = NULL, *old = NULL, *next = NULL;
     sfs_key *key = NULL;
     int lock_fd = -1;
-    int rc = parse_options(cli, argc, argv, extra, 5, update_help, update_option, &a);
+    int rc = parse_options(cli, argc, argv, extra, 6, update_help, update_option, &a);
 
     if (rc >= 0)
         goto out;
@@ -463,6 +492,7 @@ int cmd_set(struct cli *cli, int argc, char **argv)
 {
     static const struct option extra[] = {
         {"from-file", required_argument, NULL, OPT_FROM_FILE},
+        RELOAD_OPTION,
     };
     const char *from = "-", *name, *why;
     struct sfs_err err;
@@ -470,7 +500,7 @@ int cmd_set(struct cli *cli, int argc, char **argv)
     sfs_set *in = NULL, *old = NULL, *next = NULL;
     sfs_key *key = NULL;
     int lock_fd = -1;
-    int rc = parse_options(cli, argc, argv, extra, 1, set_help, set_option, &from);
+    int rc = parse_options(cli, argc, argv, extra, 2, set_help, set_option, &from);
 
     if (rc >= 0)
         return rc;
@@ -518,10 +548,11 @@ out:
 
 int cmd_rm(struct cli *cli, int argc, char **argv)
 {
+    static const struct option extra[] = {RELOAD_OPTION};
     sfs_set *old = NULL;
     sfs_key *key = NULL;
     int lock_fd = -1, i, missing = 0;
-    int rc = parse_options(cli, argc, argv, NULL, 0, rm_help, NULL, NULL);
+    int rc = parse_options(cli, argc, argv, extra, 1, rm_help, NULL, NULL);
 
     if (rc >= 0)
         return rc;
