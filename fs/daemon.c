@@ -612,6 +612,11 @@ static int serve(const struct sfs_mount_opts *o, int ready_fd, struct sfs_err *e
     rt.d.opts = o;
     rt.d.timeout = LONG_TIMEOUT;
     pthread_mutex_init(&rt.d.lock, NULL);
+    /* from here on SIGHUP means "reload": blocked in every thread we start, it waits in
+     * the control thread's signalfd, and one that arrives during startup is not lost */
+    sigemptyset(&block);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
     rc = harden_process(err);
     if (rc < 0)
         goto out;
@@ -631,10 +636,7 @@ static int serve(const struct sfs_mount_opts *o, int ready_fd, struct sfs_err *e
     if (rc < 0)
         goto out;
 
-    /* SIGHUP goes to the control thread's signalfd; TERM/INT end the loop */
-    sigemptyset(&block);
-    sigaddset(&block, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    /* TERM/INT end the loop (SIGHUP stays blocked for the control thread's signalfd) */
     if (fuse_set_signal_handlers(rt.d.se) != 0) {
         rc = sfs_err_set(err, -EIO, "cannot install signal handlers");
         goto out_unmount;
