@@ -213,42 +213,23 @@ int cli_read_value_file(const char *path, size_t max, sfs_set *dst, const char *
 {
     sfs_arena *scratch = NULL;
     unsigned char *buf;
-    size_t len = 0, cap = max + 1;
-    int fd, rc = 0;
-    ssize_t n;
+    size_t len;
+    int fd, rc;
 
     fd = strcmp(path, "-") == 0 ? dup(STDIN_FILENO) : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return sfs_err_set(err, -errno, "%s: %s", path, strerror(errno));
-    scratch = sfs_arena_new(cap);
-    buf = scratch ? sfs_arena_alloc(scratch, cap) : NULL;
-    if (!buf) {
-        rc = sfs_err_set(err, -ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    while (len < cap) {
-        n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = sfs_err_set(err, -errno, "%s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len > max) {
-        rc = sfs_err_set(err, -EFBIG, "%s: larger than the %zu-byte limit for one secret "
-                         "([store] max_secret_size)", path, max);
-        goto out;
-    }
+    rc = sfs_arena_read_fd(fd, max, &scratch, &buf, &len);
+    close(fd);
+    if (rc == -EFBIG)
+        return sfs_err_set(err, rc, "%s: larger than the %zu-byte limit for one secret "
+                           "([store] max_secret_size)", path, max);
+    if (rc < 0)
+        return sfs_err_set(err, rc, "%s: %s", path, strerror(-rc));
     rc = sfs_set_put(dst, name, buf, len, 0, now);
     if (rc < 0)
         sfs_err_set(err, rc, "%s: out of memory", path);
-out:
     sfs_arena_free(scratch);
-    close(fd);
     return rc;
 }
 

@@ -35,6 +35,36 @@ out_free:
     return rc;
 }
 
+static int write_all(int fd, const unsigned char *p, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int sfs_write_private(int fd, const void *buf, size_t len, const char *shown,
+                      struct sfs_err *err)
+{
+    int rc;
+
+    if (fchmod(fd, 0600) < 0)
+        return sfs_err_set(err, -errno, "%s: cannot set mode 0600: %s", shown, strerror(errno));
+    rc = write_all(fd, buf, len);
+    if (rc < 0)
+        return sfs_err_set(err, rc, "%s: cannot write: %s", shown, strerror(-rc));
+    if (fsync(fd) < 0)
+        return sfs_err_set(err, -errno, "%s: cannot fsync: %s", shown, strerror(errno));
+    return 0;
+}
+
 char *sfs_store_target(const char *path)
 {
     struct stat st;

@@ -2,9 +2,19 @@
 #ifndef SFS_CRYPTO_FILEIO_H
 #define SFS_CRYPTO_FILEIO_H
 
+#include <stddef.h>
+
+#include "util/err.h"
+
 /* fsyncs the directory that holds `path`, so a create or rename in it is durable.
  * Returns 0 or -errno (EINVAL from filesystems that cannot fsync directories is ignored). */
 int sfs_fsync_parent_dir(const char *path);
+
+/* Makes `fd` mode 0600, writes all `len` bytes and fsyncs them: the steps every private
+ * file we create takes before it is renamed or reported.  On failure err says which step
+ * failed on `shown` (a path).  Returns 0 or -errno. */
+int sfs_write_private(int fd, const void *buf, size_t len, const char *shown,
+                      struct sfs_err *err);
 
 /* Where writes to the store at `path` must go: the symlink's target when `path` is a
  * symlink (so an operator's link keeps pointing at the live store), else `path` itself.

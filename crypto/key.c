@@ -57,23 +57,6 @@ const unsigned char *sfs_key_bytes(const sfs_key *key)
     return key->bytes;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const unsigned char *p = buf;
-
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* fsyncs the directory holding `path`, so a new directory entry survives a crash.
  * Filesystems that cannot fsync a directory (EINVAL) count as success. */
 
@@ -100,21 +83,9 @@ int sfs_key_generate(const char *path, struct sfs_err *err)
             sfs_err_set(err, rc, "%s: cannot create key file: %s", path, strerror(-rc));
         goto out_wipe;
     }
-    if (fchmod(fd, 0600) < 0) {
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot set mode 0600: %s", path, strerror(-rc));
+    rc = sfs_write_private(fd, line, KEY_LINE_LEN, path, err);
+    if (rc < 0)
         goto out_unlink;
-    }
-    rc = write_all(fd, line, KEY_LINE_LEN);
-    if (rc < 0) {
-        sfs_err_set(err, rc, "%s: cannot write key file: %s", path, strerror(-rc));
-        goto out_unlink;
-    }
-    if (fsync(fd) < 0) {
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot fsync key file: %s", path, strerror(-rc));
-        goto out_unlink;
-    }
     if (close(fd) < 0) {
         fd = -1;
         rc = -errno;

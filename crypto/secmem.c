@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -138,6 +139,49 @@ void *sfs_arena_dup(sfs_arena *a, const void *src, size_t n)
     if (p && n)
         memcpy(p, src, n);
     return p;
+}
+
+int sfs_arena_read_fd(int fd, size_t max, sfs_arena **arena, unsigned char **buf, size_t *len)
+{
+    size_t cap = max + 1, got = 0; /* one more byte tells "too big" from "exactly max" */
+    sfs_arena *a;
+    unsigned char *p;
+    struct stat st;
+    int rc = 0;
+
+    /* a regular file needs no more than its size (plus room to notice it growing) */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size < max)
+        cap = (size_t)st.st_size + 4097;
+    a = sfs_arena_new(cap);
+    p = a ? sfs_arena_alloc(a, cap) : NULL;
+
+    if (!p) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    while (got < cap) {
+        ssize_t n = read(fd, p + got, cap - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got > max) {
+        rc = -EFBIG;
+        goto fail;
+    }
+    *arena = a;
+    *buf = p;
+    *len = got;
+    return 0;
+fail:
+    sfs_arena_free(a);
+    return rc;
 }
 
 void sfs_arena_free(sfs_arena *a)

@@ -41,6 +41,11 @@ size_t sfs_arena_used(const sfs_arena *a);
 size_t sfs_arena_mapped(const sfs_arena *a);
 bool sfs_arena_locked(const sfs_arena *a);
 
+/* Reads `fd` to its end into a new arena sized for `max` bytes.  On 0, *arena (the caller
+ * frees it) holds the *len bytes at *buf.  Returns -EFBIG if there are more than `max`
+ * bytes, -ENOMEM, or -errno of read(); on error nothing is left allocated. */
+int sfs_arena_read_fd(int fd, size_t max, sfs_arena **arena, unsigned char **buf, size_t *len);
+
 /* Zeroes `n` bytes in a way the compiler cannot elide. */
 void sfs_wipe(void *p, size_t n);
 

@@ -456,21 +456,6 @@ out_close:
     return rc;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 
 int sfs_store_write(const char *link_path, const sfs_key *key, const sfs_set *set,
                     struct sfs_err *err)
@@ -504,21 +489,9 @@ int sfs_store_write(const char *link_path, const sfs_key *key, const sfs_set *se
                     strerror(-rc));
         goto out_free;
     }
-    if (fchmod(fd, 0600) < 0) {
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot set mode 0600: %s", tmp, strerror(-rc));
+    rc = sfs_write_private(fd, image, image_len, tmp, err);
+    if (rc < 0)
         goto out_unlink;
-    }
-    rc = write_all(fd, image, image_len);
-    if (rc < 0) {
-        sfs_err_set(err, rc, "%s: cannot write: %s", tmp, strerror(-rc));
-        goto out_unlink;
-    }
-    if (fsync(fd) < 0) {
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot fsync: %s", tmp, strerror(-rc));
-        goto out_unlink;
-    }
     rc = close(fd) < 0 ? -errno : 0;
     fd = -1;
     if (rc < 0) {

@@ -95,40 +95,20 @@ static int read_platform_file(const struct sfs_mount_opts *o, sfs_set *platform,
     sfs_set *parsed = NULL;
     sfs_arena *scratch = NULL;
     unsigned char *buf;
-    size_t len = 0, cap, i;
-    struct stat st;
+    size_t len = 0, i;
     int fd, rc = 0;
-    ssize_t n;
 
     fd = open(o->platform_file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) < 0) {
+    if (fd < 0) {
         rc = sfs_err_set(err, -errno, "platform file %s: %s", o->platform_file,
                          strerror(errno));
         goto out;
     }
-    if (st.st_size > (off_t)SFS_PLATFORM_FILE_MAX) {
-        rc = sfs_err_set(err, -EFBIG, "platform file %s: larger than 4 MiB", o->platform_file);
+    rc = sfs_arena_read_fd(fd, SFS_PLATFORM_FILE_MAX, &scratch, &buf, &len);
+    if (rc < 0) {
+        sfs_err_set(err, rc, "platform file %s: %s", o->platform_file,
+                    rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
         goto out;
-    }
-    cap = (size_t)st.st_size + 1; /* one more, to notice growth while we read */
-    scratch = sfs_arena_new(cap);
-    buf = scratch ? sfs_arena_alloc(scratch, cap) : NULL;
-    if (!buf) {
-        rc = sfs_err_set(err, -ENOMEM, "out of memory");
-        goto out;
-    }
-    while (len < cap) {
-        n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = sfs_err_set(err, -errno, "platform file %s: %s", o->platform_file,
-                             strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
     }
     rc = sfs_dotenv_parse((const char *)buf, len, o->platform_file, &parsed,
                           log_platform_warning, NULL, err);
