@@ -44,13 +44,16 @@ run_build build-ci
 run_build build-ci-asan -Db_sanitize=address,undefined -Db_lundef=false
 
 echo "=== valgrind (unit suite)"
+# meson names the log after --logbase plus the wrapper's basename: vg-valgrind.json.
+rm -f build-ci/meson-logs/vg*.json
 meson test -C build-ci --suite unit --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --quiet' \
-    --print-errorlogs --logbase valgrind || true
-if [ -f build-ci/meson-logs/valgrind.json ]; then
-    cp build-ci/meson-logs/valgrind.json build-ci/meson-logs/vg-testlog.json
-    mkdir -p build-ci-vg/meson-logs && cp build-ci/meson-logs/valgrind.json build-ci-vg/meson-logs/testlog.json
+    --print-errorlogs --logbase vg || true
+vglog=$(ls build-ci/meson-logs/vg*.json 2>/dev/null | head -n 1)
+if [ -n "$vglog" ]; then
+    mkdir -p build-ci-vg/meson-logs && cp "$vglog" build-ci-vg/meson-logs/testlog.json
     summarize build-ci-vg
 else
+    echo "valgrind run left no log"
     failed=$((failed + 1))
 fi
 
