@@ -181,8 +181,10 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
 
     if (rc >= 0)
         return rc;
-    if (argc - optind > 1)
+    if (argc - optind > 1) {
+        cli_error(cli, "expected at most one PATH");
         return cli_usage(cli, keygen_help, false);
+    }
     if (cli_load_config(cli) != EXIT_OK)
         return EXIT_FAIL;
     path = optind < argc ? argv[optind] : cli->key_file;
@@ -300,6 +302,11 @@ static int gather_inputs(struct cli *cli, const struct update_args *a, sfs_set *
         if (sfs_set_count(one) != 1) {
             cli_error(cli, "--secrets #%zu holds %zu pairs; give exactly one NAME=VALUE per "
                       "--secrets", i + 1, sfs_set_count(one));
+            goto out;
+        }
+        if (!sfs_set_at(one, 0)->name[0]) {
+            cli_error(cli, "--secrets #%zu has no name; write --secrets NAME=VALUE",
+                      i + 1);
             goto out;
         }
         if (merge_into(in, one, false, false) < 0)
@@ -504,8 +511,10 @@ int cmd_set(struct cli *cli, int argc, char **argv)
 
     if (rc >= 0)
         return rc;
-    if (argc - optind != 1)
+    if (argc - optind != 1) {
+        cli_error(cli, "expected one NAME");
         return cli_usage(cli, set_help, false);
+    }
     name = argv[optind];
     rc = EXIT_FAIL;
     if (cli_load_config(cli) != EXIT_OK)
@@ -556,8 +565,10 @@ int cmd_rm(struct cli *cli, int argc, char **argv)
 
     if (rc >= 0)
         return rc;
-    if (optind >= argc)
+    if (optind >= argc) {
+        cli_error(cli, "expected at least one NAME");
         return cli_usage(cli, rm_help, false);
+    }
     rc = EXIT_FAIL;
     if (cli_load_config(cli) != EXIT_OK || begin_change(cli, &lock_fd, &key, &old) != EXIT_OK)
         goto out;
@@ -640,8 +651,10 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 
     if (rc >= 0)
         return rc;
-    if (optind != argc)
+    if (optind != argc) {
+        cli_error(cli, "unexpected argument '%s'", argv[optind]);
         return cli_usage(cli, list_help, false);
+    }
     if (cli_load_config(cli) != EXIT_OK || cli_open_store(cli, false, &key, &set) != EXIT_OK)
         return EXIT_FAIL;
     if (json) {
@@ -676,8 +689,10 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 
     if (rc >= 0)
         return rc;
-    if (argc - optind != 1)
+    if (argc - optind != 1) {
+        cli_error(cli, "expected one NAME");
         return cli_usage(cli, get_help, false);
+    }
     if (cli_load_config(cli) != EXIT_OK || cli_open_store(cli, false, &key, &set) != EXIT_OK)
         return EXIT_FAIL;
     rc = EXIT_FAIL;

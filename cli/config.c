@@ -1,5 +1,6 @@
 #include "cli/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -18,12 +19,15 @@
  * silently parses the rest as a new line; we refuse anything it could split. */
 #define CONFIG_MAX_LINE 196
 #define CONFIG_MAX_BYTES (1u << 20)
+/* inih r55's MAX_SECTION, counting the NUL: longer section names are cut */
+#define CONFIG_MAX_SECTION 50
 
 struct load_ctx {
     struct sfs_config *cfg;
     const char *file;
     struct sfs_err *err;
     int rc;
+    int err_line;       /* the line ctx->rc is about */
     /* names of keys seen so far, as "section\nkey", to refuse repeats */
     char **seen;
     size_t n_seen;
@@ -269,6 +273,8 @@ static int handle_store(struct load_ctx *ctx, int line, const char *name, const 
 {
     struct sfs_config *cfg = ctx->cfg;
 
+    if ((strcmp(name, "path") == 0 || strcmp(name, "key_file") == 0) && !*value)
+        return fail(ctx, line, "%s is empty; give a path or remove the line%s", name, "");
     if (strcmp(name, "path") == 0)
         return set_string(&cfg->store_path, value);
     if (strcmp(name, "key_file") == 0)
@@ -294,6 +300,8 @@ static int handle_mount(struct load_ctx *ctx, int line, const char *name, const 
     int rc;
     bool b;
 
+    if (strcmp(name, "mountpoint") == 0 && !*value)
+        return fail(ctx, line, "%s is empty; give a path or remove the line%s", name, "");
     if (strcmp(name, "mountpoint") == 0)
         return set_string(&cfg->mountpoint, value);
     if (strcmp(name, "cache") == 0) {
@@ -318,7 +326,8 @@ static int handle_platform(struct load_ctx *ctx, int line, const char *name, con
 {
     struct sfs_config *cfg = ctx->cfg;
 
-    (void)line;
+    if (strcmp(name, "file") == 0 && !*value)
+        return fail(ctx, line, "%s is empty; give a path or remove the line%s", name, "");
     if (strcmp(name, "env") == 0)
         return set_string(&cfg->platform_env, value);
     if (strcmp(name, "file") == 0)
@@ -357,6 +366,9 @@ static int handler(void *user, const char *section, const char *name, const char
                 rc = apply_owner_mode(ctx, line, name, value, &s->has_uid, &s->uid,
                                       &s->has_gid, &s->gid, &s->has_mode, &s->mode);
             }
+        } else if (!*section) {
+            rc = fail(ctx, line, "'%s' is outside any section; put it under [store], [mount] "
+                      "or [platform]%s", name, "");
         } else {
             rc = fail(ctx, line,
                       "unknown section [%s]; known: [store], [mount], [platform], "
@@ -369,6 +381,8 @@ static int handler(void *user, const char *section, const char *name, const char
     if (rc == -ENOMEM)
         sfs_err_set(ctx->err, rc, "%s: out of memory", ctx->file);
     ctx->rc = rc;
+    if (rc)
+        ctx->err_line = line;
     return rc == 0;
 }
 
@@ -382,6 +396,12 @@ static int prevalidate(const char *file, const char *buf, size_t len, struct sfs
         if (i < len && buf[i] == '\0')
             return sfs_err_set(err, -EINVAL, "%s:%d: contains a NUL byte; the file must be text",
                                file, line);
+        if (i < len && (((unsigned char)buf[i] < 0x20 && buf[i] != '\t' && buf[i] != '\n' &&
+                         !(buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n')) ||
+                        buf[i] == 0x7f))
+            return sfs_err_set(err, -EINVAL, "%s:%d: contains the control character 0x%02x; "
+                               "the file must be plain text", file, line,
+                               (unsigned char)buf[i]);
         if (i == len || buf[i] == '\n') {
             size_t n = i - start;
             const char *l = buf + start;
@@ -408,6 +428,50 @@ static int prevalidate(const char *file, const char *buf, size_t len, struct sfs
     return 0;
 }
 
+/* Checks a "[section]" line as inih r55 will read it, since inih itself ignores text after
+ * the ']', cuts names to 49 bytes and never tells the handler about a section without keys.
+ * Lines that are not section headers, or that inih will reject anyway, pass. */
+static int check_section_line(struct load_ctx *ctx, const char *l, size_t n)
+{
+    char section[CONFIG_MAX_LINE + 1];
+    const char *why;
+    bool was_space = false;
+    size_t k;
+
+    if (ctx->line == 1 && n >= 3 && memcmp(l, "\xEF\xBB\xBF", 3) == 0) {
+        l += 3;
+        n -= 3;
+    }
+    while (n && isspace((unsigned char)l[n - 1]))
+        n--;
+    if (!n || l[0] != '[')
+        return 0;
+    for (k = 1; k < n && l[k] != ']' && !(was_space && l[k] == ';'); k++)
+        was_space = isspace((unsigned char)l[k]);
+    if (k >= n || l[k] != ']')
+        return 0;
+    memcpy(section, l + 1, k - 1);
+    section[k - 1] = '\0';
+    for (k++; k < n && isspace((unsigned char)l[k]); k++)
+        ;
+    if (k < n && l[k] != ';' && l[k] != '#')
+        return fail(ctx, ctx->line, "text after the ']' of [%s]; remove it or start a comment "
+                    "with ';'%s", section, "");
+    if (strlen(section) >= CONFIG_MAX_SECTION)
+        return fail(ctx, ctx->line, "section [%.60s...] is too long; section names have at "
+                    "most 49 bytes%s", section, "");
+    if (strcmp(section, "store") == 0 || strcmp(section, "mount") == 0 ||
+        strcmp(section, "platform") == 0)
+        return 0;
+    if (strncmp(section, "secret:", 7) == 0) {
+        if (!sfs_name_valid(section + 7, &why))
+            return fail(ctx, ctx->line, "section [%s]: the secret name %s", section, why);
+        return 0;
+    }
+    return fail(ctx, ctx->line, "unknown section [%s]; known: [store], [mount], [platform], "
+                "[secret:NAME]%s", section, "");
+}
+
 /* ini_reader over the validated buffer, one line per call, counting lines. */
 static char *reader(char *str, int num, void *stream)
 {
@@ -424,6 +488,13 @@ static char *reader(char *str, int num, void *stream)
     }
     str[n] = '\0';
     ctx->line++;
+    if (!ctx->rc) {
+        ctx->rc = check_section_line(ctx, str, n);
+        if (ctx->rc) {
+            ctx->err_line = ctx->line;
+            return NULL;
+        }
+    }
     return str;
 }
 
@@ -481,8 +552,13 @@ int sfs_config_load(const char *path, bool explicit_path, struct sfs_config *cfg
     int rc;
 
     config_defaults(cfg);
-    if (stat(path, &st) < 0 && errno == ENOENT && !explicit_path)
-        return 0;
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT && !explicit_path)
+            return 0;
+    } else if (S_ISDIR(st.st_mode)) {
+        return sfs_err_set(err, -EISDIR, "%s: is a directory, not a config file; point "
+                           "--config or SECRETFS_CONFIG at the file", path);
+    }
     rc = read_file(path, &buf, &len, err);
     if (rc < 0)
         goto out;
@@ -492,8 +568,8 @@ int sfs_config_load(const char *path, bool explicit_path, struct sfs_config *cfg
     ctx.buf = buf;
     ctx.len = len;
     rc = ini_parse_stream(reader, &ctx, handler, &ctx);
-    if (ctx.rc) {
-        rc = ctx.rc;
+    if (ctx.rc && !(rc > 0 && rc < ctx.err_line)) {
+        rc = ctx.rc; /* else inih found a bad line before the one we refused */
     } else if (rc > 0) {
         rc = sfs_err_set(err, -EINVAL,
                          "%s:%d: not a [section] or key = value line", path, rc);

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""`secretfs --help`, `COMMAND --help`, `--version`, and exit code 2 for every usage error."""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
+from harness import CliSandbox, check, run_all  # noqa: E402
+
+COMMANDS = ["keygen", "update-secrets", "set", "rm", "list", "get", "mount", "reload", "run"]
+STORE_COMMANDS = ["keygen", "update-secrets", "set", "rm", "list", "get"]
+
+
+def test_main_help():
+    with CliSandbox() as sb:
+        for args in (["--help"], ["-h"], ["help"]):
+            p = sb.run(args)
+            out = p.stdout.decode()
+            check(out.startswith("usage: secretfs"), "%s: no usage line" % args)
+            check(p.stderr == b"", "%s wrote to stderr" % args)
+            for c in COMMANDS:
+                check(re.search(r"^  %s\b" % re.escape(c), out, re.M),
+                      "%s does not list the command %s" % (args, c))
+            for opt in ("--store", "--key-file", "--config", "SECRETFS_STORE",
+                        "SECRETFS_KEY_FILE", "SECRETFS_CONFIG", "--version"):
+                check(opt in out, "%s does not mention %s" % (args, opt))
+            flat = " ".join(out.split())
+            for code, what in (("0", "success"), ("1", "operational failure"),
+                               ("2", "usage error")):
+                check(re.search(r"\b%s %s" % (code, what), flat),
+                      "main help does not document exit code %s (%s)" % (code, what))
+
+
+def test_version():
+    with CliSandbox() as sb:
+        for args in (["--version"], ["version"]):
+            p = sb.run(args)
+            check(re.fullmatch(rb"secretfs \d+\.\d+\.\d+\n", p.stdout),
+                  "%s printed %r" % (args, p.stdout))
+
+
+def test_command_help():
+    with CliSandbox() as sb:
+        # help must work before, and without, a readable config, key or store
+        env = sb.env_with(SECRETFS_CONFIG=os.path.join(sb.dir, "missing.ini"))
+        for c in COMMANDS:
+            for flag in ("--help", "-h"):
+                p = sb.run([c, flag], env=env)
+                out = p.stdout.decode()
+                check(out.startswith("usage: secretfs %s" % c),
+                      "%s %s: stdout does not start with its usage line" % (c, flag))
+                check(p.stderr == b"", "%s %s wrote to stderr" % (c, flag))
+        out = sb.run(["update-secrets", "--help"]).stdout.decode()
+        for opt in ("--secrets", "--secrets-file", "--secret-mount", "--overwrite",
+                    "--ignore-empty-secrets"):
+            check(opt in out, "update-secrets --help does not document %s" % opt)
+        check("--from-file" in sb.run(["set", "--help"]).stdout.decode(),
+              "set --help does not document --from-file")
+        check("--json" in sb.run(["list", "--help"]).stdout.decode(),
+              "list --help does not document --json")
+        check(not os.path.exists(sb.store), "a --help created the store")
+
+
+def test_usage_errors():
+    with CliSandbox() as sb:
+        p = sb.run([], rc=2)
+        check(b"usage:" in p.stderr and p.stdout == b"", "no arguments: usage not on stderr")
+        p = sb.fails(["frobnicate"], 2, "frobnicate")
+        check(p.stdout == b"", "unknown command wrote to stdout")
+        sb.fails(["--frobnicate"], 2)
+        for c in COMMANDS:
+            sb.fails([c, "--no-such-option"], 2, "secretfs %s --help" % c)
+        for args in (["get"], ["get", "A", "B"], ["set"], ["set", "A", "B"], ["rm"],
+                     ["list", "extra"], ["keygen", "a", "b"],
+                     ["update-secrets", "A=1"], ["update-secrets", "--secrets"],
+                     ["update-secrets", "--secrets-file", "a", "--secrets-file", "b"],
+                     ["list", "--store"], ["get", "--key-file"], ["set", "A", "--from-file"]):
+            p = sb.fails(args, 2, "--help")
+            check(p.stdout == b"", "%s: a usage error wrote to stdout" % args)
+        # a wrong number of operands says what was expected
+        for args, needle in ((["get"], "NAME"), (["get", "A", "B"], "NAME"), (["set"], "NAME"),
+                             (["rm"], "NAME"), (["list", "extra"], "'extra'"),
+                             (["keygen", "a", "b"], "PATH"), (["update-secrets", "A=1"],
+                                                               "'A=1'")):
+            sb.fails(args, 2, needle)
+        check(not os.path.exists(sb.store), "a usage error created the store")
+
+
+if __name__ == "__main__":
+    run_all(test_main_help, test_version, test_command_help, test_usage_errors)
