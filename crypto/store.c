@@ -529,8 +529,10 @@ int sfs_store_lock(const char *link_path, int *fd, struct sfs_err *err)
 
     *fd = -1;
     path = sfs_store_target(link_path);
-    if (path)
-        lock_path = malloc(strlen(path) + sizeof suffix);
+    if (!path)
+        return sfs_err_set(err, -errno, "%s: cannot resolve the symlink: %s", link_path,
+                           strerror(errno));
+    lock_path = malloc(strlen(path) + sizeof suffix);
     if (!lock_path) {
         free(path);
         return sfs_err_set(err, -ENOMEM, "%s: out of memory", link_path);
