@@ -325,13 +325,13 @@ int cmd_mount_helper(struct cli *cli, int argc, char **argv)
 
 struct status_view {
     long pid;
-    unsigned long long generation, reloads;
+    unsigned long long generation, reloads, started;
     char last_reload[SFS_ERR_MAX + 16];
 };
 
 static int read_status(const char *mountpoint, struct status_view *sv)
 {
-    char path[4096], buf[2048], *line, *save = NULL;
+    char path[4096], buf[4096], *line, *save = NULL;
     ssize_t n;
     size_t len = 0;
     int fd;
@@ -352,12 +352,18 @@ static int read_status(const char *mountpoint, struct status_view *sv)
             sv->generation = strtoull(line + 11, NULL, 10);
         else if (strncmp(line, "reloads=", 8) == 0)
             sv->reloads = strtoull(line + 8, NULL, 10);
+        else if (strncmp(line, "reloads_started=", 16) == 0)
+            sv->started = strtoull(line + 16, NULL, 10);
         else if (strncmp(line, "last_reload=", 12) == 0)
             snprintf(sv->last_reload, sizeof sv->last_reload, "%s", line + 12);
     }
     return sv->pid > 0 ? 0 : -EBADMSG;
 }
 
+/* The caller has already written the store.  Any reload that begins after .status is read
+ * here loads that store, and the SIGHUP sent next makes sure one begins (SIGHUPs that arrive
+ * during a reload coalesce into one more reload).  So: remember how many reloads had begun,
+ * signal, and wait until that many plus one have finished; reloads run one at a time. */
 int cli_reload_mount(struct cli *cli, const char *mountpoint, double timeout)
 {
     struct status_view before, after;
@@ -375,13 +381,17 @@ int cli_reload_mount(struct cli *cli, const char *mountpoint, double timeout)
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        if (read_status(mountpoint, &after) == 0 && after.reloads > before.reloads) {
-            if (strcmp(after.last_reload, "ok") == 0) {
+        if (read_status(mountpoint, &after) == 0 && after.reloads > before.started) {
+            const char *why = after.last_reload;
+
+            if (strcmp(why, "ok") == 0) {
                 printf("%s: reloaded, generation %llu\n", mountpoint, after.generation);
                 return EXIT_OK;
             }
-            cli_error(cli, "the daemon rejected the new store and keeps serving generation "
-                      "%llu: %s", after.generation, after.last_reload);
+            if (strncmp(why, "error: ", 7) == 0)
+                why += 7;
+            cli_error(cli, "reload failed; the daemon keeps serving generation %llu: %s",
+                      after.generation, why);
             return EXIT_FAIL;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);

@@ -24,6 +24,7 @@
 #include "crypto/key.h"
 #include "crypto/secmem.h"
 #include "crypto/store.h"
+#include "fs/notify.h"
 #include "fs/serve.h"
 #include "secrets/dotenv.h"
 #include "secrets/names.h"
@@ -269,6 +270,12 @@ static int reload(struct runtime *rt)
         sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
                (unsigned long long)mono.tv_sec * 1000000ull +
                    (unsigned long long)mono.tv_nsec / 1000ull);
+    if (d->current) {
+        pthread_mutex_lock(&d->lock);
+        d->status.started++;
+        pthread_mutex_unlock(&d->lock);
+    }
+    sfs_notify_reloading();
     rc = load_sets(rt, &store, &platform, &err);
     if (rc == 0) {
         next = sfs_snap_build(d->opts, rt->inodes, store, platform,
@@ -282,11 +289,12 @@ static int reload(struct runtime *rt)
                       (unsigned long long)d->status.generation, err.msg);
         snprintf(line, sizeof line, "error: %s", err.msg);
         set_status(d, NULL, line, d->current != NULL);
-        if (d->se && !d->opts->no_invalidate)
+        if (d->se)
             notify_result("inode", ".status",
                           fuse_lowlevel_notify_inval_inode(d->se, SFS_INO_STATUS, 0, 0));
         if (d->current)
             sd_notify(0, "READY=1\nSTATUS=last reload failed; serving the previous secrets");
+        sfs_notify_generation(d->status.generation);
         return rc;
     }
     pthread_mutex_lock(&d->lock);
@@ -300,9 +308,12 @@ static int reload(struct runtime *rt)
         sfs_snap_unref(old);
     }
     set_status(d, next, "ok", old != NULL);
-    if (old && !d->opts->no_invalidate)
+    /* .status is how `secretfs reload` learns the result: invalidated even when the
+     * debug option turns off the notifications for what the mount serves */
+    if (old)
         notify_result("inode", ".status",
                       fuse_lowlevel_notify_inval_inode(d->se, SFS_INO_STATUS, 0, 0));
+    sfs_notify_generation(next->generation);
     if (old)
         sfs_info("reloaded: generation %llu, %zu secrets, %zu platform entries",
                  (unsigned long long)next->generation, next->n_secrets, next->n_platform);
@@ -607,6 +618,7 @@ static int serve(const struct sfs_mount_opts *o, int ready_fd, struct sfs_err *e
         rc = sfs_err_set(err, -ENOMEM, "out of memory");
         goto out;
     }
+    (void)sfs_notify_open(o->mountpoint);
     rc = reload(&rt);
     if (rc < 0) {
         sfs_err_set(err, rc, "%s", rt.d.status.last_reload + strlen("error: "));
@@ -664,6 +676,7 @@ out_unmount:
     sfs_info("unmounted %s", o->mountpoint);
     sd_notify(0, "STOPPING=1");
 out:
+    sfs_notify_close();
     if (rt.ready_fd >= 0 && rc < 0)
         report(&rt, err->msg);
     if (rt.stop_fd >= 0)

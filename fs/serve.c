@@ -11,9 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs/notify.h"
 #include "util/log.h"
 
-#define STATUS_MAX 1024
+/* 10 numeric lines, last_reload (SFS_ERR_MAX + 16) and notify= (256): well under this */
+#define STATUS_MAX 2048
 
 static struct daemon *daemon_of(fuse_req_t req)
 {
@@ -41,6 +43,7 @@ void sfs_snap_release(struct snapshot *s)
 size_t sfs_status_render(const struct reload_status *st, const struct sfs_mount_opts *o,
                          char *buf, size_t cap)
 {
+    const char *notify = sfs_notify_path();
     int n = snprintf(buf, cap,
                      "generation=%" PRIu64 "\n"
                      "loaded_at=%" PRId64 "\n"
@@ -49,11 +52,16 @@ size_t sfs_status_render(const struct reload_status *st, const struct sfs_mount_
                      "pid=%ld\n"
                      "cache=%s\n"
                      "reloads=%" PRIu64 "\n"
-                     "last_reload=%s\n",
+                     "reloads_started=%" PRIu64 "\n"
+                     "last_reload=%s\n"
+                     "%s%s%s",
                      st->generation, st->loaded_at, st->secrets, st->platform,
                      (long)getpid(), o->cache == SFS_CACHE_NONE ? "none" : "kernel",
-                     st->reloads, st->last_reload);
-    return n < 0 ? 0 : (size_t)n;
+                     st->reloads, st->started, st->last_reload, notify ? "notify=" : "",
+                     notify ? notify : "", notify ? "\n" : "");
+    if (n < 0)
+        return 0;
+    return (size_t)n < cap ? (size_t)n : cap - 1; /* cut, never past the buffer */
 }
 
 /* Copies the status under the lock and renders it. */

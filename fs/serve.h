@@ -20,7 +20,9 @@ struct reload_status {
     int64_t changed_at;   /* mtime of .status: the last reload attempt */
     size_t secrets;
     size_t platform;
-    uint64_t reloads;      /* reload attempts since the mount, ok or not */
+    uint64_t reloads;      /* reload attempts finished since the mount, ok or not */
+    uint64_t started;      /* reload attempts begun: `secretfs reload` waits for the first
+                            * one that began after it wrote the store to finish */
     char last_reload[SFS_ERR_MAX + 16]; /* "ok" or "error: ..." (never a value) */
 };
 
@@ -42,7 +44,7 @@ struct snapshot *sfs_snap_acquire(struct daemon *d);
 /* Drops it. */
 void sfs_snap_release(struct snapshot *s);
 
-/* Renders .status from `st` into buf (snprintf contract). */
+/* Renders .status from `st` into buf; returns the length written (cut to cap - 1). */
 size_t sfs_status_render(const struct reload_status *st, const struct sfs_mount_opts *o,
                          char *buf, size_t cap);
 
