@@ -28,6 +28,7 @@ static const char main_help[] =
     "  get NAME             write NAME's exact bytes to stdout\n"
     "  mount [MOUNTPOINT]   mount the secrets read-only (default " SFS_DEFAULT_MOUNTPOINT ")\n"
     "  reload [MOUNTPOINT]  make the daemon serve the store's current contents\n"
+    "  run -- COMMAND...    run COMMAND with the mount's secrets in its environment\n"
     "\n"
     "Options every store command takes:\n"
     "  --store PATH         store file   (env SECRETFS_STORE, [store] path,\n"
@@ -58,6 +59,7 @@ static const struct command commands[] = {
     {"get", cmd_get},
     {"mount", cmd_mount},
     {"reload", cmd_reload},
+    {"run", cmd_run},
 };
 
 static void vreport(const struct cli *cli, const char *level, const char *fmt, va_list ap)
