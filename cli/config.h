@@ -62,8 +62,10 @@ struct sfs_config {
 /* Fills `cfg` with defaults, then reads `path` if it exists.  `explicit_path` says the user
  * named the file (flag or SECRETFS_CONFIG): then a missing file is an error; the default
  * path may be missing.  Rejects, naming FILE:LINE and the fix: unknown sections or keys,
- * repeated keys, lines inih cannot read whole (over 196 bytes), NUL bytes, indented lines
- * (inih would join them to the previous value), and bad values.  Returns 0 or -errno; on
+ * repeated keys, lines inih cannot read whole (over 196 bytes), NUL bytes and other control
+ * characters (tab and CRLF aside), indented lines (inih would join them to the previous
+ * value), keys outside a section, text after a section's "]", section names inih would
+ * cut (50 bytes or more), empty paths, and bad values.  Returns 0 or -errno; on
  * error cfg is still safe to free.  The caller owns cfg and frees it with sfs_config_free. */
 int sfs_config_load(const char *path, bool explicit_path, struct sfs_config *cfg,
                     struct sfs_err *err);
