@@ -101,13 +101,13 @@ static int read_platform_file(const struct sfs_mount_opts *o, sfs_set *platform,
 
     fd = open(o->platform_file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        rc = sfs_err_set(err, -errno, "platform file %s: %s", o->platform_file,
+        rc = sfs_err_set(err, -errno, "platform file: %s: %s", o->platform_file,
                          strerror(errno));
         goto out;
     }
     rc = sfs_arena_read_fd(fd, SFS_PLATFORM_FILE_MAX, &scratch, &buf, &len);
     if (rc < 0) {
-        sfs_err_set(err, rc, "platform file %s: %s", o->platform_file,
+        sfs_err_set(err, rc, "platform file: %s: %s", o->platform_file,
                     rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
         goto out;
     }
@@ -122,7 +122,7 @@ static int read_platform_file(const struct sfs_mount_opts *o, sfs_set *platform,
         const char *why;
         if (!sfs_name_valid(e->name, &why) || !sfs_name_reserved(e->name, o->reserved_prefix)) {
             rc = sfs_err_set(err, -EINVAL,
-                             "platform file %s:%u: %s is not a platform name (platform names "
+                             "platform file: %s:%u: %s is not a platform name (platform names "
                              "start with %s)", o->platform_file, e->line, e->name,
                              o->reserved_prefix);
             goto out;
