@@ -322,8 +322,10 @@ static int reload(struct runtime *rt)
     if (old)
         sfs_info("reloaded: generation %llu, %zu secrets, %zu platform entries",
                  (unsigned long long)next->generation, next->n_secrets, next->n_platform);
-    sd_notifyf(0, "READY=1\nSTATUS=serving generation %llu",
-               (unsigned long long)next->generation);
+    /* the first READY=1 waits until the files are visible (ready_thread) */
+    if (old)
+        sd_notifyf(0, "READY=1\nSTATUS=serving generation %llu",
+                   (unsigned long long)next->generation);
     return 0;
 }
 
@@ -585,7 +587,8 @@ static void *ready_thread(void *arg)
             detach_stdio();
             sfs_log_init("secretfs", true);
         }
-        sd_notify(0, "READY=1");
+        sd_notifyf(0, "READY=1\nSTATUS=serving generation %llu",
+                   (unsigned long long)rt->d.status.generation);
     } else {
         char msg[512];
         snprintf(msg, sizeof msg, "the mount does not answer: %s", strerror(errno));
