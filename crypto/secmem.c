@@ -24,6 +24,7 @@ struct sfs_arena {
     size_t used;
     size_t mapped;
     bool all_locked;
+    bool sized;   /* created with a hint: grows by small chunks, not by doubling */
 };
 
 static bool lock_required;
@@ -62,15 +63,16 @@ static size_t round_up(size_t n, size_t to)
     return (n + to - 1) / to * to;
 }
 
-static struct chunk *chunk_map(size_t want)
+/* Maps a locked chunk with room for `want` bytes, at least `min` bytes in all. */
+static struct chunk *chunk_map(size_t want, size_t min)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t len = round_up(want + sizeof(struct chunk), page);
     struct chunk *c;
     void *p;
 
-    if (len < CHUNK_MIN)
-        len = CHUNK_MIN;
+    if (len < min)
+        len = min;
     p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -96,8 +98,9 @@ sfs_arena *sfs_arena_new(size_t hint)
     if (!a)
         return NULL;
     a->all_locked = true;
+    a->sized = hint != 0;
     if (hint) {
-        a->head = chunk_map(hint);
+        a->head = chunk_map(hint, CHUNK_MIN);
         if (!a->head) {
             free(a);
             return NULL;
@@ -117,8 +120,9 @@ void *sfs_arena_alloc(sfs_arena *a, size_t n)
     if (need < n)
         return NULL;
     if (!c || c->len - c->used < need) {
-        size_t grow = c ? c->len * 2 : 0;
-        c = chunk_map(need > grow ? need : grow);
+        /* sized: a page at a time (a few platform entries); else doubling from CHUNK_MIN */
+        size_t grow = c && !a->sized ? c->len * 2 : 0;
+        c = chunk_map(need > grow ? need : grow, a->sized ? 0 : CHUNK_MIN);
         if (!c)
             return NULL;
         c->next = a->head;

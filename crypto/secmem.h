@@ -22,8 +22,11 @@ void sfs_secmem_require_lock(bool required);
 
 typedef struct sfs_arena sfs_arena;
 
-/* Creates an empty arena; `hint` sizes the first chunk (0 for a small default).
- * Returns NULL on allocation failure.  The caller owns it and frees it with sfs_arena_free. */
+/* Creates an empty arena; `hint` sizes the first chunk (0 for a small default).  Past its
+ * first chunk an arena made with a hint grows by small chunks (its owner knew the size: what
+ * follows is a few more entries, and every mapped byte is locked RAM), one made without by
+ * doubling.  Returns NULL on allocation failure.  The caller owns it and frees it with
+ * sfs_arena_free. */
 sfs_arena *sfs_arena_new(size_t hint);
 
 /* Returns `n` bytes (16-byte aligned, zeroed) valid until the arena is freed, or NULL if

@@ -77,7 +77,7 @@ static size_t status_text(struct daemon *d, char *buf, size_t cap, int64_t *mtim
     return sfs_status_render(&st, d->opts, buf, cap);
 }
 
-static void fill_attr(struct daemon *d, const struct snapshot *s, const struct snap_entry *e,
+static void fill_attr(struct daemon *d, struct snapshot *s, const struct snap_entry *e,
                       struct stat *st)
 {
     memset(st, 0, sizeof *st);
@@ -96,7 +96,7 @@ static void fill_attr(struct daemon *d, const struct snapshot *s, const struct s
     st->st_nlink = 1;
     st->st_uid = e->uid;
     st->st_gid = e->gid;
-    st->st_size = e->size;
+    st->st_size = sfs_snap_size(s, e);
     st->st_mtim.tv_sec = e->mtime;
     if (e->kind == SNAP_STATUS) {
         char buf[STATUS_MAX];
@@ -229,8 +229,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         len = status_text(d, status, sizeof status, NULL);
         data = (const unsigned char *)status;
     } else {
-        len = e->size;
         data = e->kind == SNAP_VIEW ? sfs_snap_view_data(s, e) : e->data;
+        len = sfs_snap_size(s, e);
         if (!data && len) {
             fuse_reply_err(req, ENOMEM);
             goto out;

@@ -30,7 +30,7 @@ enum snap_kind { SNAP_SECRET, SNAP_PLATFORM, SNAP_VIEW, SNAP_STATUS };
 struct snap_entry {
     const char *name;
     const unsigned char *data;  /* NULL for .status (rendered on demand) */
-    uint32_t size;
+    uint32_t size;              /* views: measured on first use; read it with sfs_snap_size */
     uint32_t mode;              /* permission bits only */
     uint64_t ino;
     uint64_t gen;               /* FUSE generation of this inode number */
@@ -38,6 +38,7 @@ struct snap_entry {
     gid_t gid;
     int64_t mtime;
     uint8_t kind;
+    bool measured;              /* views: `size` is known (guarded by the view lock) */
 };
 
 struct snapshot {
@@ -64,8 +65,9 @@ struct inode_table *sfs_inodes_new(void);
 void sfs_inodes_free(struct inode_table *t);
 
 /* Builds a snapshot from a loaded store and platform set (it takes ownership of both, also
- * on failure).  Applies --only, the reserved-prefix rule (reserved names in the store are
- * dropped and logged), owners and modes, and renders the views.  Returns NULL on ENOMEM. */
+ * on failure; the store set becomes the snapshot's, filtered in place).  Applies --only, the
+ * reserved-prefix rule (reserved names in the store are dropped and logged), owners and
+ * modes; the views are measured and rendered on first use.  Returns NULL on ENOMEM. */
 struct snapshot *sfs_snap_build(const struct sfs_mount_opts *o, struct inode_table *t,
                                 sfs_set *store, sfs_set *platform, uint64_t generation);
 
@@ -73,8 +75,13 @@ struct snapshot *sfs_snap_build(const struct sfs_mount_opts *o, struct inode_tab
 const struct snap_entry *sfs_snap_find(const struct snapshot *s, const char *name);
 const struct snap_entry *sfs_snap_by_ino(const struct snapshot *s, uint64_t ino);
 
+/* The size of entry `e` of `s`.  A view's (.env, .env.json) is measured on first use, not
+ * when the snapshot is built, so a reload or a mount never renders views nobody reads
+ * (README "Performance").  Thread-safe. */
+uint32_t sfs_snap_size(struct snapshot *s, const struct snap_entry *e);
+
 /* The bytes of a view entry (.env, .env.json), rendered on first use and kept with the
- * snapshot.  NULL on ENOMEM.  Thread-safe. */
+ * snapshot; sfs_snap_size(s, e) of them.  NULL on ENOMEM.  Thread-safe. */
 const unsigned char *sfs_snap_view_data(struct snapshot *s, const struct snap_entry *e);
 
 /* Drops one reference; the last one wipes and frees everything. */

@@ -138,6 +138,26 @@ int sfs_set_remove(sfs_set *set, const char *name)
     return 0;
 }
 
+size_t sfs_set_filter(sfs_set *set, bool (*keep)(const sfs_entry *e, void *ctx), void *ctx)
+{
+    size_t i, k = 0, removed;
+
+    for (i = 0; i < set->n; i++) {
+        sfs_entry *e = &set->v[i];
+        if (keep(e, ctx)) {
+            if (k != i)
+                set->v[k] = *e;
+            k++;
+        } else {
+            sfs_wipe((void *)e->value, e->len);
+            set->value_bytes -= e->len;
+        }
+    }
+    removed = set->n - k;
+    set->n = k;
+    return removed;
+}
+
 size_t sfs_set_count(const sfs_set *set)
 {
     return set->n;

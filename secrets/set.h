@@ -45,6 +45,10 @@ const sfs_entry *sfs_set_get(const sfs_set *set, const char *name);
 /* Removes `name`; returns 0 or -ENOENT.  Its value bytes are wiped. */
 int sfs_set_remove(sfs_set *set, const char *name);
 
+/* Removes, in one pass, every entry for which keep(entry, ctx) is false (their value bytes
+ * are wiped); the others keep their order.  Returns how many were removed. */
+size_t sfs_set_filter(sfs_set *set, bool (*keep)(const sfs_entry *e, void *ctx), void *ctx);
+
 size_t sfs_set_count(const sfs_set *set);
 
 /* i-th entry in name order, i < count. */

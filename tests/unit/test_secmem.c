@@ -72,6 +72,26 @@ static void test_alloc(void)
     sfs_arena_free(NULL);
 }
 
+/* An arena sized by its owner grows by small chunks when a few more bytes come (every mapped
+ * byte of it is locked RAM), not by another chunk as large as the first. */
+static void test_growth(void)
+{
+    sfs_arena *sized = sfs_arena_new(1 << 20);
+    size_t first;
+
+    CHECK(sized != NULL);
+    if (!sized)
+        return;
+    first = sfs_arena_mapped(sized);
+    CHECK(sfs_arena_alloc(sized, (1 << 20) - 64) != NULL);
+    CHECK(sfs_arena_mapped(sized) == first);
+    CHECK(sfs_arena_alloc(sized, 4096) != NULL && sfs_arena_alloc(sized, 4096) != NULL);
+    CHECK(sfs_arena_mapped(sized) - first <= 2 * (size_t)sysconf(_SC_PAGESIZE));
+    CHECK(sfs_arena_alloc(sized, 300000) != NULL);             /* a big one still fits */
+    CHECK(sfs_arena_mapped(sized) - first < 300000 + 4 * (size_t)sysconf(_SC_PAGESIZE));
+    sfs_arena_free(sized);
+}
+
 static void test_dup(void)
 {
     sfs_arena *a = sfs_arena_new(100);
@@ -155,6 +175,7 @@ int main(void)
     if (sfs_crypto_init() < 0)
         return 1;
     test_alloc();
+    test_growth();
     test_dup();
     test_free_wipes();
     test_locked();

@@ -85,6 +85,43 @@ static void test_remove(void)
     sfs_set_free(set);
 }
 
+static bool keep_not_b(const sfs_entry *e, void *ctx)
+{
+    (*(int *)ctx)++;
+    return e->name[0] != 'B';
+}
+
+/* One pass drops what the predicate rejects (a daemon filters 100,000 names this way), keeps
+ * the order and the value count, and wipes the dropped values. */
+static void test_filter(void)
+{
+    sfs_set *set = sfs_set_new(0);
+    const unsigned char *b1;
+    int calls = 0;
+
+    CHECK(sfs_set_put(set, "A", "aa", 2, 1, 1) == 0);
+    CHECK(sfs_set_put(set, "B1", "bbb", 3, 1, 1) == 0);
+    CHECK(sfs_set_put(set, "B2", "bb", 2, 1, 1) == 0);
+    CHECK(sfs_set_put(set, "C", "c", 1, 1, 1) == 0);
+    CHECK(sfs_set_put(set, "D", "dddd", 4, 1, 1) == 0);
+    b1 = sfs_set_get(set, "B1")->value;
+    CHECK(sfs_set_filter(set, keep_not_b, &calls) == 2);
+    CHECK(calls == 5);
+    CHECK(sfs_set_count(set) == 3);
+    CHECK(sfs_set_value_bytes(set) == 7);
+    CHECK(strcmp(sfs_set_at(set, 0)->name, "A") == 0);
+    CHECK(strcmp(sfs_set_at(set, 1)->name, "C") == 0);
+    CHECK(strcmp(sfs_set_at(set, 2)->name, "D") == 0);
+    CHECK(value_is(sfs_set_get(set, "D"), "dddd"));
+    CHECK(sfs_set_get(set, "B2") == NULL);
+    CHECK(b1[0] == 0 && b1[1] == 0 && b1[2] == 0); /* wiped, still in the set's arena */
+    CHECK(sfs_set_put(set, "B3", "x", 1, 1, 1) == 0); /* still a working sorted set */
+    CHECK(strcmp(sfs_set_at(set, 1)->name, "B3") == 0);
+    calls = 0;
+    CHECK(sfs_set_filter(set, keep_not_b, &calls) == 1 && sfs_set_count(set) == 3);
+    sfs_set_free(set);
+}
+
 static void test_order(void)
 {
     enum { N = 5000 };
@@ -186,6 +223,7 @@ int main(void)
     test_put_get();
     test_replace();
     test_remove();
+    test_filter();
     test_order();
     test_clone_equal();
     return check_result();
