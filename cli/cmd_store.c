@@ -3,6 +3,7 @@
  * whole before anything is written. */
 #include <errno.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,8 +137,11 @@ static int write_store(struct cli *cli, const sfs_key *key, const sfs_set *set)
                   sfs_set_value_bytes(set), cli->cfg.max_store_size);
         return EXIT_FAIL;
     }
+    /* past RLIMIT_FSIZE, write() must fail with EFBIG (and the temp file go) rather than
+     * SIGXFSZ kill us with no message */
+    signal(SIGXFSZ, SIG_IGN);
     if (sfs_store_write(cli->store_path, key, set, &err) < 0) {
-        cli_error(cli, "%s; the store was not changed", err.msg);
+        cli_error(cli, "%s", err.msg);
         return EXIT_FAIL;
     }
     return maybe_reload(cli);

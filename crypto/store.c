@@ -457,6 +457,42 @@ out_close:
 }
 
 
+/* What to do about a failed write to the store's directory: "; advice", or "". */
+static const char *write_advice(int rc)
+{
+    switch (-rc) {
+    case ENOSPC:
+    case EDQUOT:
+        return "; free space on the store's filesystem and retry";
+    case EFBIG:
+        return "; raise the file size limit (ulimit -f) and retry";
+    case EROFS:
+        return "; the store's filesystem is read-only: remount it read-write or choose "
+               "another --store";
+    case EACCES:
+    case EPERM:
+        return "; run as a user who may write the store's directory (or fix its "
+               "permissions)";
+    case EIO:
+        return "; check the disk (dmesg) and retry";
+    default:
+        return "";
+    }
+}
+
+/* Ends the message of a failure that left the store as it was: what to do, then that. */
+static int say_unchanged(struct sfs_err *err, int rc, bool advise)
+{
+    size_t n;
+
+    if (!err)
+        return rc;
+    n = strlen(err->msg);
+    snprintf(err->msg + n, sizeof err->msg - n, "%s; the store is unchanged",
+             advise ? write_advice(rc) : "");
+    return rc;
+}
+
 int sfs_store_write(const char *link_path, const sfs_key *key, const sfs_set *set,
                     struct sfs_err *err)
 {
@@ -473,11 +509,12 @@ int sfs_store_write(const char *link_path, const sfs_key *key, const sfs_set *se
     rc = sfs_store_encode(set, key, &image, &image_len, err);
     if (rc < 0) {
         sfs_err_prefix(err, "%s", path);
+        say_unchanged(err, rc, false);
         goto out_free;
     }
     tmp = malloc(strlen(path) + sizeof suffix);
     if (!tmp) {
-        rc = sfs_err_set(err, -ENOMEM, "%s: out of memory", path);
+        rc = say_unchanged(err, sfs_err_set(err, -ENOMEM, "%s: out of memory", path), false);
         goto out_free;
     }
     strcpy(tmp, path);
@@ -487,6 +524,7 @@ int sfs_store_write(const char *link_path, const sfs_key *key, const sfs_set *se
         rc = -errno;
         sfs_err_set(err, rc, "%s: cannot create a temporary file next to the store: %s", path,
                     strerror(-rc));
+        say_unchanged(err, rc, true);
         goto out_free;
     }
     rc = sfs_write_private(fd, image, image_len, tmp, err);
@@ -500,20 +538,22 @@ int sfs_store_write(const char *link_path, const sfs_key *key, const sfs_set *se
     }
     if (rename(tmp, path) < 0) {
         rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot replace the store: %s; the previous store is "
-                    "unchanged", path, strerror(-rc));
+        sfs_err_set(err, rc, "%s: cannot replace the store: %s", path, strerror(-rc));
         goto out_unlink;
     }
     rc = sfs_fsync_parent_dir(path);
     if (rc < 0)
-        sfs_err_set(err, rc, "%s: the store was replaced, but fsync of its directory "
-                    "failed: %s", path, strerror(-rc));
+        sfs_err_set(err, rc, "%s: the store was replaced (it holds the new secrets), but "
+                    "fsync of its directory failed: %s; a crash may bring back the previous "
+                    "store: check the disk (dmesg) and write the change again", path,
+                    strerror(-rc));
     goto out_free;
 
 out_unlink:
     if (fd >= 0)
         close(fd);
     unlink(tmp);
+    say_unchanged(err, rc, true);
 out_free:
     free(tmp);
     free(image);
@@ -542,7 +582,8 @@ int sfs_store_lock(const char *link_path, int *fd, struct sfs_err *err)
     lfd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
     if (lfd < 0) {
         rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot open lock file: %s", lock_path, strerror(-rc));
+        sfs_err_set(err, rc, "%s: cannot open lock file: %s%s", lock_path, strerror(-rc),
+                    write_advice(rc));
         goto out_free;
     }
     while (flock(lfd, LOCK_EX) < 0) {

@@ -44,8 +44,9 @@ int sfs_store_read(const char *path, const sfs_key *key, sfs_set **out, struct s
 
 /* Atomically replaces the store at `path` with `set`: temp file "PATH.tmp.XXXXXX" in the
  * same directory (mode 0600), write, fsync, rename, fsync the directory.  The previous store
- * is intact, and the temp file removed, on any failure before the rename (only a failed
- * directory fsync after it returns an error with the new store in place).  Returns 0 or
+ * is intact, and the temp file removed, on any failure before the rename, and err then ends
+ * with what to do and "the store is unchanged" (only a failed directory fsync after the
+ * rename returns an error with the new store in place, and err says so).  Returns 0 or
  * -errno as sfs_store_encode or the failing system call; err is prefixed with a path.
  * Callers that read-modify-write hold sfs_store_lock around read and write. */
 int sfs_store_write(const char *path, const sfs_key *key, const sfs_set *set,
