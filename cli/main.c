@@ -29,6 +29,7 @@ static const char main_help[] =
     "  mount [MOUNTPOINT]   mount the secrets read-only (default " SFS_DEFAULT_MOUNTPOINT ")\n"
     "  reload [MOUNTPOINT]  make the daemon serve the store's current contents\n"
     "  run -- COMMAND...    run COMMAND with the mount's secrets in its environment\n"
+    "  docker-plugin        serve Docker's volume plugin API (volumes of secrets)\n"
     "\n"
     "Options every store command takes:\n"
     "  --store PATH         store file   (env SECRETFS_STORE, [store] path,\n"
@@ -60,6 +61,7 @@ static const struct command commands[] = {
     {"mount", cmd_mount},
     {"reload", cmd_reload},
     {"run", cmd_run},
+    {"docker-plugin", cmd_docker_plugin},
 };
 
 static void vreport(const struct cli *cli, const char *level, const char *fmt, va_list ap)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # tests/fuzz/run-fuzz.sh [SECONDS] [TARGET...] — builds the libFuzzer binaries with clang
-# (ASan + UBSan) into build-fuzz/ and runs each target (dotenv, store, config; default: all,
-# one after the other) for SECONDS (default 1800) in one process.
+# (ASan + UBSan) into build-fuzz/ and runs each target (dotenv, store, config, docker;
+# default: all, one after the other) for SECONDS (default 1800) in one process.
 #
 # New corpus entries go to build-fuzz/corpus/TARGET (the committed seeds in
 # tests/fuzz/corpus/TARGET are read, never written); crashes go to
@@ -19,7 +19,7 @@ root=$(cd "$here/../.." && pwd)
 out=$root/build-fuzz
 secs=${1:-1800}
 [ $# -gt 0 ] && shift
-targets=${*:-dotenv store config}
+targets=${*:-dotenv store config docker}
 cc=${CC:-clang}
 max_corpus=200
 
@@ -29,20 +29,23 @@ mkdir -p "$out"
 build() {
     t=$1
     extra=
+    pkgs="libsodium inih"
     [ "$t" = config ] && extra="$root/cli/config.c"
+    [ "$t" = docker ] && extra="$root/docker/api.c $root/docker/volumes.c" &&
+        pkgs="$pkgs jansson"
     # shellcheck disable=SC2086
     "$cc" -std=c11 -g -O1 -fno-omit-frame-pointer \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         -D_GNU_SOURCE -DFUSE_USE_VERSION=314 -DSFS_VERSION='"fuzz"' -I"$root" \
         "$here/fuzz_$t.c" "$root"/secrets/*.c "$root"/crypto/*.c "$root"/util/*.c $extra \
-        $(pkg-config --cflags --libs libsodium inih) -o "$out/fuzz_$t.tmp"
+        $(pkg-config --cflags --libs $pkgs) -o "$out/fuzz_$t.tmp"
     mv "$out/fuzz_$t.tmp" "$out/fuzz_$t"
 }
 
 for t in $targets; do
     case $t in
-    dotenv|store|config) ;;
-    *) echo "run-fuzz: unknown target $t (dotenv, store, config)" >&2; exit 2 ;;
+    dotenv|store|config|docker) ;;
+    *) echo "run-fuzz: unknown target $t (dotenv, store, config, docker)" >&2; exit 2 ;;
     esac
     echo "run-fuzz: building fuzz_$t"
     build "$t"

@@ -1,0 +1,727 @@
+/* docker/plugin.c — the plugin process: state directory, mount children, signals.
+ *
+ * One mutex (`lock`) serializes everything that touches the volume table or starts or
+ * reaps a child: requests (from libmicrohttpd's connection threads), SIGHUP reloads and the
+ * reaper (the main thread).  A mount takes the lock for as long as `secretfs mount` runs
+ * (it returns once the files are visible), so requests are handled one at a time.
+ *
+ * The plugin is a child subreaper: the mount daemons (grandchildren, after `secretfs mount`
+ * exits) stay its children, so it reaps them and sees when they are gone, as it must
+ * anyway when it runs as PID 1 of a managed plugin's container.
+ */
+#include "docker/plugin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "docker/http.h"
+#include "util/log.h"
+
+extern char **environ;
+
+#define STATE_FILE "volumes.json"
+#define LOCK_FILE "lock"
+#define MOUNT_TIMEOUT_S 60.0
+#define RELOAD_TIMEOUT "10"
+#define RELOAD_CHILD_TIMEOUT_S 20.0
+#define UNMOUNT_WAIT_S 10.0
+#define CHILD_OUTPUT_MAX 8192
+
+struct plugin {
+    const struct sfs_docker_plugin_opts *o;
+    char *volumes_dir;        /* absolute, symlinks resolved: as /proc/self/mountinfo shows it */
+    char *state_file;
+    int lock_fd;
+    pthread_mutex_t lock;
+    sfs_docker_api *api;
+};
+
+/* ---- small helpers ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* mkdir -p; the directories it creates get `mode`.  The last one must end up a directory. */
+static int make_dirs(const char *path, mode_t mode, struct sfs_err *err)
+{
+    char *copy = strdup(path), *p, saved;
+    struct stat st;
+    int rc = 0;
+
+    if (!copy)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    for (p = copy + 1; ; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        saved = *p;
+        *p = '\0';
+        if (mkdir(copy, mode) < 0 && errno != EEXIST) {
+            rc = sfs_err_set(err, -errno, "%s: cannot create directory: %s", copy,
+                             strerror(errno));
+            goto out;
+        }
+        *p = saved;
+        if (!saved)
+            break;
+    }
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+        rc = sfs_err_set(err, -ENOTDIR, "%s: not a directory", path);
+out:
+    free(copy);
+    return rc;
+}
+
+/* A directory of ours: created 0700 if missing.  An existing one keeps its mode (it may be
+ * shared, like /tmp), but one that others may write to is refused when `strict` (files are
+ * created and renamed in it) and reported otherwise. */
+static int private_dir(const char *path, bool strict, struct sfs_err *err)
+{
+    struct stat st;
+    int rc = make_dirs(path, 0700, err);
+
+    if (rc < 0)
+        return rc;
+    if (stat(path, &st) < 0)
+        return sfs_err_set(err, -errno, "%s: %s", path, strerror(errno));
+    if (strict && (st.st_mode & 022))
+        return sfs_err_set(err, -EPERM, "%s: writable by group or others (mode %04o); chmod "
+                           "700 it", path, (unsigned)(st.st_mode & 07777));
+    if (st.st_mode & 077)
+        sfs_warn("%s: mode %04o lets others look inside; 0700 is enough for Docker", path,
+                 (unsigned)(st.st_mode & 07777));
+    return 0;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(len);
+
+    if (s)
+        snprintf(s, len, "%s/%s", dir, name);
+    return s;
+}
+
+/* The daemon's pid from MOUNTPOINT/.status, or 0 (stale mount, not secretfs, no file). */
+static pid_t status_pid(const char *mountpoint)
+{
+    char path[PATH_MAX + 16], buf[2048], *line, *save = NULL;
+    ssize_t n;
+    pid_t pid = 0;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/.status", mountpoint);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        if (strncmp(line, "pid=", 4) == 0)
+            pid = (pid_t)strtol(line + 4, NULL, 10);
+    return pid > 0 ? pid : 0;
+}
+
+/* True once `pid` has exited: reaped here if it is our child (the plugin is a subreaper),
+ * else gone or a zombie of someone else. */
+static bool pid_gone(pid_t pid)
+{
+    char path[64], buf[512], *paren;
+    ssize_t n;
+    int fd, status;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+
+    if (r == pid)
+        return true;
+    if (r == 0)
+        return false;
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return true;
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+static bool wait_gone(pid_t pid, double timeout)
+{
+    double deadline = now_s() + timeout;
+
+    while (!pid_gone(pid)) {
+        if (now_s() > deadline)
+            return false;
+        nap_ms(10);
+    }
+    return true;
+}
+
+/* Decodes mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_mountinfo(char *s)
+{
+    char *o = s;
+
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o = '\0';
+}
+
+/* Whether something is mounted at `path`; then the topmost mount's type in fstype. */
+static bool mounted_at(const char *path, char *fstype, size_t size)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+
+    if (!f)
+        return false;
+    while (getline(&line, &cap, f) > 0) {
+        char *save = NULL, *field, *mnt = NULL, *type = NULL;
+        int i;
+
+        for (i = 0, field = strtok_r(line, " \n", &save); field;
+             i++, field = strtok_r(NULL, " \n", &save)) {
+            if (i == 4)
+                mnt = field;
+            else if (mnt && strcmp(field, "-") == 0) {
+                type = strtok_r(NULL, " \n", &save);
+                break;
+            }
+        }
+        if (!mnt || !type)
+            continue;
+        unescape_mountinfo(mnt);
+        if (strcmp(mnt, path) == 0) {
+            found = true;
+            snprintf(fstype, size, "%s", type);
+        }
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* ---- children: `secretfs mount`, `secretfs reload`, fusermount3 ---- */
+
+/* The last non-empty line of a child's output, without "secretfs CMD: error: ". */
+static void last_line(char *out, char *dst, size_t size)
+{
+    char *end = out + strlen(out), *start, *tag;
+
+    while (end > out && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+        *--end = '\0';
+    start = strrchr(out, '\n');
+    start = start ? start + 1 : out;
+    tag = strstr(start, ": error: ");
+    if (tag)
+        start = tag + strlen(": error: ");
+    snprintf(dst, size, "%s", *start ? start : "(no message)");
+}
+
+/* Runs `path` (searched in PATH when it has no '/') with argv: stdin /dev/null, stdout and
+ * stderr captured, no other descriptors, default signal dispositions, an empty mask.
+ * Waits at most `timeout` seconds (then SIGKILL).  Returns the exit status (0-255), -ETIMEDOUT, -EINTR when it was
+ * killed by a signal, or another -errno; `msg` gets the last line of its output. */
+static int run_child(const char *path, char *const argv[], double timeout, char *msg,
+                     size_t size)
+{
+    static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1,
+                                SIGUSR2, SIGALRM};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, defaults;
+    char out[CHILD_OUTPUT_MAX];
+    double deadline;
+    ssize_t n;
+    pid_t pid;
+    size_t i;
+    int mfd, status = 0, rc;
+
+    msg[0] = '\0';
+    mfd = memfd_create("secretfs-child", MFD_CLOEXEC);
+    if (mfd < 0) {
+        snprintf(msg, size, "memfd_create: %s", strerror(errno));
+        return -errno;
+    }
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (i = 0; i < sizeof reset / sizeof reset[0]; i++)
+        sigaddset(&defaults, reset[i]);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, mfd, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, mfd, STDERR_FILENO);
+    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawnp(&pid, path, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        snprintf(msg, size, "cannot run %s: %s", path, strerror(rc));
+        rc = -rc;
+        goto out_close;
+    }
+    deadline = now_s() + timeout;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
+            rc = -errno;
+            snprintf(msg, size, "waitpid: %s", strerror(errno));
+            goto out_close;
+        }
+        if (now_s() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            snprintf(msg, size, "%s %s did not finish within %.0f s", argv[0], argv[1],
+                     timeout);
+            rc = -ETIMEDOUT;
+            goto out_close;
+        }
+        nap_ms(5);
+    }
+    n = pread(mfd, out, sizeof out - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    last_line(out, msg, size);
+    rc = WIFEXITED(status) ? WEXITSTATUS(status) : -EINTR;
+out_close:
+    close(mfd);
+    return rc;
+}
+
+/* argv for `secretfs CMD` with the plugin's --config/--store/--key-file first. */
+static size_t base_argv(struct plugin *p, const char *cmd, char **argv)
+{
+    size_t n = 0;
+
+    argv[n++] = "secretfs";
+    argv[n++] = (char *)cmd;
+    if (p->o->config_path) {
+        argv[n++] = "--config";
+        argv[n++] = (char *)p->o->config_path;
+    }
+    if (p->o->store_path && strcmp(cmd, "reload") != 0) {
+        argv[n++] = "--store";
+        argv[n++] = (char *)p->o->store_path;
+    }
+    if (p->o->key_file && strcmp(cmd, "reload") != 0) {
+        argv[n++] = "--key-file";
+        argv[n++] = (char *)p->o->key_file;
+    }
+    return n;
+}
+
+/* ---- the ops ---- */
+
+static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)
+{
+    struct plugin *p = ctx;
+    char *argv[20], opts[160], msg[SFS_ERR_MAX];
+    struct stat st;
+    size_t n;
+    int rc;
+
+    if (mkdir(v->mountpoint, 0700) < 0 && errno != EEXIST)
+        return sfs_err_set(err, -errno, "%s: cannot create the mountpoint: %s",
+                           v->mountpoint, strerror(errno));
+    if (lstat(v->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode))
+        return sfs_err_set(err, -ENOTDIR, "%s: not a directory", v->mountpoint);
+    snprintf(opts, sizeof opts, "cache=%s,uid=%lu,gid=%lu,mode=%04o,allow_other",
+             v->cache_none ? "none" : "kernel", (unsigned long)v->uid, (unsigned long)v->gid,
+             (unsigned)v->mode);
+    n = base_argv(p, "mount", argv);
+    argv[n++] = "--only";           /* '' serves every name, whatever [mount] only says */
+    argv[n++] = (char *)(v->secrets ? v->secrets : "");
+    argv[n++] = "-o";
+    argv[n++] = opts;
+    argv[n++] = (char *)v->mountpoint;
+    argv[n] = NULL;
+    rc = run_child(p->o->exe, argv, MOUNT_TIMEOUT_S, msg, sizeof msg);
+    if (rc != 0)
+        return sfs_err_set(err, rc < 0 ? rc : -EIO, "%s", msg);
+    sfs_info("volume %s: mounted at %s (secrets: %s; owner %lu:%lu, mode %04o, cache=%s)",
+             v->name, v->mountpoint, v->secrets ? v->secrets : "all", (unsigned long)v->uid,
+             (unsigned long)v->gid, (unsigned)v->mode, v->cache_none ? "none" : "kernel");
+    return 0;
+}
+
+static int fusermount_u(const char *mountpoint, bool lazy, struct sfs_err *err)
+{
+    char *argv[5], msg[SFS_ERR_MAX];
+    size_t n = 0;
+    int rc;
+
+    argv[n++] = "fusermount3";
+    argv[n++] = "-u";
+    if (lazy)
+        argv[n++] = "-z";
+    argv[n++] = (char *)mountpoint;
+    argv[n] = NULL;
+    rc = run_child("fusermount3", argv, UNMOUNT_WAIT_S, msg, sizeof msg);
+    if (rc != 0)
+        return sfs_err_set(err, rc < 0 ? rc : -EIO, "fusermount3 -u: %s", msg);
+    return 0;
+}
+
+static int op_unmount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)
+{
+    pid_t pid = status_pid(v->mountpoint);
+    int rc = 0;
+
+    (void)ctx;
+    if (umount2(v->mountpoint, UMOUNT_NOFOLLOW) < 0) {
+        if (errno == EINVAL || errno == ENOENT) {
+            rc = 0; /* nothing mounted there */
+        } else if (errno == EBUSY) {
+            sfs_warn("volume %s: %s is busy; detaching it (its daemon exits once the last "
+                     "user lets go)", v->name, v->mountpoint);
+            if (umount2(v->mountpoint, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                rc = sfs_err_set(err, -errno, "%s: %s", v->mountpoint, strerror(errno));
+            pid = 0;
+        } else if (errno == EPERM) {
+            rc = fusermount_u(v->mountpoint, false, err);
+            if (rc < 0) {
+                rc = fusermount_u(v->mountpoint, true, err);
+                pid = 0;
+            }
+        } else {
+            rc = sfs_err_set(err, -errno, "%s: %s", v->mountpoint, strerror(errno));
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (pid > 0 && !wait_gone(pid, UNMOUNT_WAIT_S))
+        sfs_warn("volume %s: its daemon (pid %ld) is still running %.0f s after the unmount",
+                 v->name, (long)pid, UNMOUNT_WAIT_S);
+    sfs_info("volume %s: unmounted %s", v->name, v->mountpoint);
+    return 0;
+}
+
+static int op_reload(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)
+{
+    struct plugin *p = ctx;
+    char *argv[12], msg[SFS_ERR_MAX];
+    size_t n = base_argv(p, "reload", argv);
+    int rc;
+
+    argv[n++] = "--timeout";
+    argv[n++] = RELOAD_TIMEOUT;
+    argv[n++] = (char *)v->mountpoint;
+    argv[n] = NULL;
+    rc = run_child(p->o->exe, argv, RELOAD_CHILD_TIMEOUT_S, msg, sizeof msg);
+    if (rc != 0)
+        return sfs_err_set(err, rc < 0 ? rc : -EIO, "%s", msg);
+    sfs_info("volume %s: %s", v->name, msg);
+    return 0;
+}
+
+static enum sfs_docker_probe op_probe(void *ctx, const struct sfs_docker_volume *v)
+{
+    char fstype[64];
+    struct stat st;
+    pid_t pid;
+
+    (void)ctx;
+    if (!mounted_at(v->mountpoint, fstype, sizeof fstype))
+        return SFS_DOCKER_NOT_MOUNTED;
+    if (strcmp(fstype, "fuse.secretfs") != 0 || stat(v->mountpoint, &st) < 0)
+        return SFS_DOCKER_STALE;
+    pid = status_pid(v->mountpoint);
+    return pid > 0 && !pid_gone(pid) ? SFS_DOCKER_LIVE : SFS_DOCKER_STALE;
+}
+
+/* Writes the table: a temporary file in the state directory, fsync, rename, fsync the
+ * directory.  A crash leaves the old file or the new one, never a mix. */
+static int op_save(void *ctx, const char *json, size_t len, struct sfs_err *err)
+{
+    struct plugin *p = ctx;
+    char tmp[PATH_MAX];
+    size_t off = 0;
+    int fd, dfd, rc = 0;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", p->state_file);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sfs_err_set(err, -errno, "%s: %s", tmp, strerror(errno));
+    while (off < len) {
+        ssize_t n = write(fd, json + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = sfs_err_set(err, -errno, "%s: cannot write: %s", tmp, strerror(errno));
+            goto out_close;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) < 0) {
+        rc = sfs_err_set(err, -errno, "%s: cannot fsync: %s", tmp, strerror(errno));
+        goto out_close;
+    }
+    if (rename(tmp, p->state_file) < 0) {
+        rc = sfs_err_set(err, -errno, "%s: cannot rename: %s", p->state_file, strerror(errno));
+        goto out_close;
+    }
+    dfd = open(p->o->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        if (fsync(dfd) < 0 && errno != EINVAL)
+            rc = sfs_err_set(err, -errno, "%s: cannot fsync: %s", p->o->state_dir,
+                             strerror(errno));
+        close(dfd);
+    }
+out_close:
+    close(fd);
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+static void op_removed(void *ctx, const struct sfs_docker_volume *v)
+{
+    (void)ctx;
+    if (rmdir(v->mountpoint) < 0 && errno != ENOENT)
+        sfs_warn("volume %s: cannot remove %s: %s", v->name, v->mountpoint, strerror(errno));
+    sfs_info("volume %s: removed", v->name);
+}
+
+/* ---- requests ---- */
+
+static void handle(void *ctx, const char *path, const void *body, size_t len,
+                   struct sfs_docker_reply *reply)
+{
+    struct plugin *p = ctx;
+
+    pthread_mutex_lock(&p->lock);
+    sfs_docker_api_handle(p->api, path, body, len, reply);
+    pthread_mutex_unlock(&p->lock);
+    if (!reply->body)
+        sfs_warn("%s: out of memory", path);
+    else if (reply->status == 200)
+        sfs_debug("%s: 200", path);
+    else /* Docker asks Get before every Create: a miss there is routine */
+        sfs_log(strcmp(path, "/VolumeDriver.Get") == 0 ? LOG_DEBUG : LOG_WARNING, "%s: %d %.*s",
+                path, reply->status, (int)(reply->len < 700 ? reply->len : 700), reply->body);
+}
+
+static void reap(struct plugin *p)
+{
+    int status;
+
+    pthread_mutex_lock(&p->lock);
+    while (waitpid(-1, &status, WNOHANG) > 0)
+        ;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- start and stop ---- */
+
+static int read_state(struct plugin *p, struct sfs_err *err)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t off = 0;
+    int fd, rc = 0;
+
+    fd = open(p->state_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    if (fd < 0)
+        return sfs_err_set(err, -errno, "%s: %s", p->state_file, strerror(errno));
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        rc = sfs_err_set(err, -EINVAL, "%s: not a regular file", p->state_file);
+        goto out;
+    }
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        rc = sfs_err_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    while (off < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = sfs_err_set(err, n < 0 ? -errno : -EIO, "%s: cannot read", p->state_file);
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    rc = sfs_docker_api_load(p->api, buf, off, err);
+    if (rc < 0)
+        sfs_err_prefix(err, "%s", p->state_file);
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Keeps 0, 1 and 2 open, so no file we open later becomes a child's stdout by accident. */
+static void ensure_stdio(void)
+{
+    int fd;
+
+    while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= STDERR_FILENO)
+        ;
+    if (fd > STDERR_FILENO)
+        close(fd);
+}
+
+static int open_state(struct plugin *p, struct sfs_err *err)
+{
+    char *lock_path, *abs;
+    int rc;
+
+    rc = private_dir(p->o->state_dir, true, err);
+    if (rc < 0)
+        return rc;
+    rc = private_dir(p->o->volumes_dir, false, err);
+    if (rc < 0)
+        return rc;
+    abs = realpath(p->o->volumes_dir, NULL);
+    p->state_file = path_join(p->o->state_dir, STATE_FILE);
+    lock_path = path_join(p->o->state_dir, LOCK_FILE);
+    if (!abs || !p->state_file || !lock_path) {
+        free(abs);
+        free(lock_path);
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    }
+    p->volumes_dir = abs;
+    p->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (p->lock_fd < 0)
+        rc = sfs_err_set(err, -errno, "%s: %s", lock_path, strerror(errno));
+    else if (flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0)
+        rc = sfs_err_set(err, errno == EWOULDBLOCK ? -EBUSY : -errno,
+                         "%s: another secretfs docker-plugin uses this state directory",
+                         p->o->state_dir);
+    free(lock_path);
+    return rc;
+}
+
+int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err *err)
+{
+    struct plugin p = {.o = o, .lock_fd = -1};
+    struct sfs_docker_ops ops = {
+        .ctx = &p, .mount = op_mount, .unmount = op_unmount, .reload = op_reload,
+        .probe = op_probe, .save = op_save, .removed = op_removed,
+    };
+    struct sfs_http *http = NULL;
+    sigset_t sigs;
+    int rc, sig;
+
+    ensure_stdio();
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGCHLD);
+    /* blocked from here on, in every thread libmicrohttpd starts too: they wait below */
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&p.lock, NULL);
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        sfs_warn("cannot become a child subreaper: %s", strerror(errno));
+
+    rc = open_state(&p, err);
+    if (rc < 0)
+        goto out;
+    p.api = sfs_docker_api_new(p.volumes_dir, &ops, geteuid(), getegid());
+    if (!p.api) {
+        rc = sfs_err_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = read_state(&p, err);
+    if (rc < 0)
+        goto out;
+    if (sfs_docker_api_volumes(p.api) > 0) {
+        int failed = sfs_docker_api_recover(p.api);
+        sfs_info("%zu volume%s defined, %zu mounted%s", sfs_docker_api_volumes(p.api),
+                 sfs_docker_api_volumes(p.api) == 1 ? "" : "s", sfs_docker_api_mounted(p.api),
+                 failed ? " (see the warnings above)" : "");
+    }
+    rc = sfs_http_start(o->socket_path, 0600, handle, &p, &http, err);
+    if (rc < 0)
+        goto out;
+    sfs_info("serving the Docker volume plugin API on %s (volumes in %s)", o->socket_path,
+             p.volumes_dir);
+    for (;;) {
+        struct timespec tick = {1, 0};
+        siginfo_t info;
+
+        sig = sigtimedwait(&sigs, &info, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            sfs_info("stopping on signal %d; mounts keep serving until Docker unmounts them",
+                     sig);
+            break;
+        }
+        if (sig == SIGHUP) {
+            int failed;
+
+            pthread_mutex_lock(&p.lock);
+            sfs_info("SIGHUP: reloading %zu mounted volume%s", sfs_docker_api_mounted(p.api),
+                     sfs_docker_api_mounted(p.api) == 1 ? "" : "s");
+            failed = sfs_docker_api_reload_all(p.api);
+            pthread_mutex_unlock(&p.lock);
+            if (failed)
+                sfs_warn("SIGHUP: %d volume%s kept serving the previous secrets", failed,
+                         failed == 1 ? "" : "s");
+        }
+        reap(&p);
+    }
+    rc = 0;
+out:
+    sfs_http_stop(http);
+    sfs_docker_api_free(p.api);
+    if (p.lock_fd >= 0)
+        close(p.lock_fd);
+    free(p.state_file);
+    free(p.volumes_dir);
+    pthread_mutex_destroy(&p.lock);
+    return rc;
+}

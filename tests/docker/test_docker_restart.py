@@ -1,0 +1,228 @@
+"""A plugin restart: volumes are still listed; a live mount Docker still holds is adopted;
+a dead (stale) one is mounted again; a mount nobody holds is unmounted; a broken state file,
+a second plugin on the same state directory or socket, are refused."""
+import json
+import os
+import signal
+import socket
+import subprocess
+
+from dockerlib import (PluginSandbox, check, fails, harness, mount_id, mounted_fs, ok,
+                       wait_gone)
+
+
+def volumes(e):
+    return {v["Name"]: v for v in ok(e.list(), "List").json["Volumes"]}
+
+
+def test_restart_adopts_live_mount():
+    """SIGKILL (a crash) with a mounted volume: the daemon keeps serving; the new plugin
+    adopts it, and the held references still unmount it at the end."""
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": b"a", "B": b"b"})
+        sb.start_plugin()
+        e = sb.engine()
+        ok(e.create("live", {"secrets": "A"}), "Create")
+        ok(e.create("idle", None), "Create a second, never mounted")
+        a, b = mount_id(), mount_id()
+        mnt = ok(e.mount("live", a), "Mount").json["Mountpoint"]
+        ok(e.mount("live", b), "Mount b")
+        pid = sb.daemon_pid(mnt)
+        sb.stop_plugin(signal.SIGKILL)
+        check(not sb.answers(), "nothing answers on the socket of a dead plugin (no daemon "
+              "inherited the listening socket)")
+        check(harness.pid_alive(pid) and harness.read_bytes(os.path.join(mnt, "A")) == b"a",
+              "the mount keeps serving while the plugin is down")
+        sb.start_plugin()
+        e = sb.engine()
+        vs = volumes(e)
+        check(sorted(vs) == ["idle", "live"], "both volumes are still listed: %s" % sorted(vs))
+        check(vs["live"].get("Mountpoint") == mnt and vs["live"]["Status"]["references"] == 2,
+              "the live mount is adopted with its references: %r" % vs["live"]["Status"])
+        check(sb.daemon_pid(mnt) == pid, "adopted, not remounted")
+        check("adopted" in sb.log_text(), "the log says it adopted the mount")
+        ok(e.unmount("live", a), "Unmount a")
+        check(mounted_fs(mnt) == "fuse.secretfs", "b still holds it")
+        ok(e.unmount("live", b), "Unmount b")
+        check(mounted_fs(mnt) is None, "unmounted at zero")
+        wait_gone(pid, "the adopted daemon to exit")
+
+
+def test_restart_remounts_stale_mount():
+    """The plugin and the daemon both die (a managed plugin's container stopping kills
+    both): the mount is dead (ENOTCONN).  The restarted plugin unmounts it and mounts again
+    for the references Docker still holds."""
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": b"a"})
+        sb.start_plugin()
+        e = sb.engine()
+        ok(e.create("v", None), "Create")
+        mid = mount_id()
+        mnt = ok(e.mount("v", mid), "Mount").json["Mountpoint"]
+        pid = sb.daemon_pid(mnt)
+        sb.stop_plugin(signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid, "the daemon to die")
+        check(harness.errno_of(os.stat, os.path.join(mnt, "A")) == "ENOTCONN",
+              "the mount is stale")
+        sb.start_plugin()
+        check(mounted_fs(mnt) == "fuse.secretfs", "mounted again")
+        new_pid = sb.daemon_pid(mnt)
+        check(new_pid != pid and harness.read_bytes(os.path.join(mnt, "A")) == b"a",
+              "a new daemon serves the volume")
+        e = sb.engine()
+        check(ok(e.get("v"), "Get").json["Volume"]["Status"]["references"] == 1,
+              "the reference is kept")
+        ok(e.unmount("v", mid), "Unmount")
+        check(mounted_fs(mnt) is None, "unmounted")
+        wait_gone(new_pid, "the new daemon to exit")
+
+
+def test_mount_replaces_dead_mount():
+    """A volume's daemon dies while the plugin runs: the next Mount (a new container)
+    unmounts the dead mount and mounts again; the references carry over."""
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": b"a"})
+        sb.start_plugin()
+        e = sb.engine()
+        ok(e.create("v", None), "Create")
+        first, second = mount_id(), mount_id()
+        mnt = ok(e.mount("v", first), "Mount").json["Mountpoint"]
+        pid = sb.daemon_pid(mnt)
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid, "the daemon to die")
+        check(harness.errno_of(os.stat, os.path.join(mnt, "A")) == "ENOTCONN", "stale")
+        ok(e.mount("v", second), "Mount by a new container")
+        new_pid = sb.daemon_pid(mnt)
+        check(new_pid != pid and harness.read_bytes(os.path.join(mnt, "A")) == b"a",
+              "a new daemon serves the volume")
+        check("is dead; mounting it again" in sb.log_text(), "the log says why")
+        check(e.get("v").json["Volume"]["Status"]["references"] == 2, "both references")
+        ok(e.unmount("v", first), "Unmount the first")
+        check(mounted_fs(mnt) == "fuse.secretfs", "the second still holds it")
+        ok(e.unmount("v", second), "Unmount the second")
+        check(mounted_fs(mnt) is None, "unmounted")
+        wait_gone(new_pid, "the daemon to exit")
+
+
+def test_restart_cleans_unheld_mounts():
+    """A mount at a volume's place that no reference holds (the plugin died between mounting
+    and saving, or someone mounted by hand) is unmounted; so is a stale one."""
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": b"a"})
+        sb.start_plugin()
+        e = sb.engine()
+        ok(e.create("orphan", None), "Create")
+        ok(e.create("stale", None), "Create")
+        sb.stop_plugin()
+        live = sb.volume_dir("orphan")
+        os.makedirs(live, exist_ok=True)
+        _, pid = sb.mount(live)
+        stale = sb.volume_dir("stale")
+        os.makedirs(stale, exist_ok=True)
+        _, pid2 = sb.mount(stale)
+        os.kill(pid2, signal.SIGKILL)
+        wait_gone(pid2, "the daemon to die")
+        sb.start_plugin()
+        check(mounted_fs(live) is None and mounted_fs(stale) is None,
+              "unheld mounts are unmounted at start")
+        wait_gone(pid, "the orphan's daemon to exit")
+        e = sb.engine()
+        check(sorted(volumes(e)) == ["orphan", "stale"], "the volumes remain")
+        mid = mount_id()
+        ok(e.mount("stale", mid), "the volume mounts normally afterwards")
+        ok(e.unmount("stale", mid), "Unmount")
+
+
+def test_sigterm_leaves_mounts_serving():
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": b"a"})
+        sb.start_plugin()
+        e = sb.engine()
+        ok(e.create("v", None), "Create")
+        mid = mount_id()
+        mnt = ok(e.mount("v", mid), "Mount").json["Mountpoint"]
+        pid = sb.daemon_pid(mnt)
+        check(sb.stop_plugin(signal.SIGTERM) == 0, "SIGTERM: exit 0")
+        check(harness.read_bytes(os.path.join(mnt, "A")) == b"a", "still serving")
+        sb.start_plugin()
+        e = sb.engine()
+        check(ok(e.path("v"), "Path").json["Mountpoint"] == mnt, "adopted after SIGTERM")
+        check(sb.daemon_pid(mnt) == pid, "same daemon")
+        ok(e.unmount("v", mid), "Unmount")
+        wait_gone(pid, "the daemon to exit")
+
+
+def test_refusals_at_start():
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": b"a"})
+        sb.start_plugin()
+        # a second plugin on the same state directory
+        p = sb.start_plugin(extra=["--socket", os.path.join(sb.dir, "other.sock")],
+                            expect_fail=True)
+        check(p.returncode == 1 and "another secretfs docker-plugin uses" in sb.log_text(),
+              "a second plugin on the state directory is refused")
+        # a second plugin on the same socket
+        p = sb.start_plugin(extra=["--state", os.path.join(sb.dir, "state2")],
+                            expect_fail=True)
+        check(p.returncode == 1 and "another process is serving" in sb.log_text(),
+              "a second plugin on the socket is refused")
+        check(sb.answers(), "the first plugin still serves")
+        sb.stop_plugin()
+        # a dead socket file left behind is replaced
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(sb.sock):
+            os.unlink(sb.sock)
+        s.bind(sb.sock)
+        s.close()
+        sb.start_plugin()
+        ok(sb.engine().list(), "serves after replacing a dead socket file")
+        sb.stop_plugin()
+        # a broken state file
+        path = os.path.join(sb.state, "volumes.json")
+        with open(path, "w") as f:
+            f.write('{"version": 1, "volumes": [{"name": "../x"}]}')
+        p = sb.start_plugin(expect_fail=True)
+        check(p.returncode == 1 and "volumes.json" in sb.log_text() and
+              "invalid name" in sb.log_text(), "a bad state file is refused, naming it: %s"
+              % sb.log_text()[-400:])
+        with open(path, "w") as f:
+            f.write('{"version": 2, "volumes": []}')
+        p = sb.start_plugin(expect_fail=True)
+        check(p.returncode == 1 and "upgrade" in sb.log_text(), "a newer state file")
+        with open(path, "w") as f:
+            json.dump({"version": 1, "volumes": [
+                {"name": "v", "secrets": "A", "uid": 0, "gid": 0, "mode": "0400",
+                 "cache": "kernel", "created": "2026-01-01T00:00:00Z", "mounts": {}}]}, f)
+        sb.start_plugin()
+        check(sorted(volumes(sb.engine())) == ["v"], "a hand-written state file loads")
+        sb.stop_plugin()
+        # a state directory others may write to is refused; an open volumes directory is
+        # only reported, and left as it is
+        loose = os.path.join(sb.dir, "loose-state")
+        os.makedirs(loose)
+        os.chmod(loose, 0o777)
+        p = sb.start_plugin(extra=["--state", loose], expect_fail=True)
+        check(p.returncode == 1 and "writable by group or others" in sb.log_text(),
+              "a world-writable state directory is refused")
+        open_vols = os.path.join(sb.dir, "open-volumes")
+        os.makedirs(open_vols)
+        os.chmod(open_vols, 0o755)
+        sb.start_plugin(extra=["--volumes", open_vols])
+        check("lets others look inside" in sb.log_text(), "an open volumes directory is reported")
+        check(os.stat(open_vols).st_mode & 0o777 == 0o755, "and left as it is")
+        # usage errors
+        r = subprocess.run([harness.SECRETFS, "docker-plugin", "--bogus"], capture_output=True,
+                           env=sb.env)
+        check(r.returncode == 2, "usage error: exit 2")
+        r = subprocess.run([harness.SECRETFS, "docker-plugin", "--help"], capture_output=True,
+                           env=sb.env)
+        check(r.returncode == 0 and b"--volumes DIR" in r.stdout, "--help")
+        fails(sb.engine().remove("nope"), "still answering", "no such volume")
+
+
+if __name__ == "__main__":
+    harness.need_fuse()
+    harness.run_all(test_restart_adopts_live_mount, test_restart_remounts_stale_mount,
+                    test_mount_replaces_dead_mount, test_restart_cleans_unheld_mounts, test_sigterm_leaves_mounts_serving,
+                    test_refusals_at_start)
