@@ -113,18 +113,9 @@ def run_mode(sb, stores, cache):
     reasons = {}
     try:
         for n in range(READERS):
-            r, w = os.pipe()
-            child = os.fork()
-            if child == 0:
-                code = 0
-                try:
-                    os.close(r)
-                    reader(mnt, names, stop, w, n * 7919, cache == "none" and n == 0, notify)
-                except BaseException:
-                    code = 1
-                os._exit(code)
-            os.close(w)
-            children.append((child, r))
+            children.append(reloadlib.fork_reader(
+                lambda w, n=n: reader(mnt, names, stop, w, n * 7919, cache == "none" and n == 0,
+                                      notify)))
         env = dict(os.environ, A=stores["A"], B=stores["B"], S=sb.store, STOP=stop,
                    COUNT=count_file, n="0", QUIET="1" if cache == "kernel" else "0")
         writer = subprocess.Popen(["bash", "-c", WRITER], env=env)
@@ -146,17 +137,7 @@ def run_mode(sb, stores, cache):
             except subprocess.TimeoutExpired:
                 writer.kill()
                 writer.wait()
-        results = []
-        for child, r in children:
-            data = b""
-            while True:
-                b = os.read(r, 65536)
-                if not b:
-                    break
-                data += b
-            os.close(r)
-            _, status = os.waitpid(child, 0)
-            results.append(json.loads(data) if data else {"crashed": status})
+        results = reloadlib.collect_readers(children)
     cps = int(open(count_file).read()) if os.path.exists(count_file) else -1
     st = reloadlib.status(mnt)
     # the daemon is still healthy: a complete store is accepted and served

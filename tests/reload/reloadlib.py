@@ -3,6 +3,7 @@
 Values planted here are never printed: failures name secrets and byte counts only.
 """
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -187,3 +188,36 @@ def each_mode(fn):
         with Sandbox() as sb:
             print("-- cache=%s" % cache, flush=True)
             fn(sb, cache)
+
+
+def fork_reader(body):
+    """Runs body(out_fd) in a child process that writes its JSON report to out_fd; returns
+    (pid, read end) for collect_readers."""
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        code = 0
+        try:
+            os.close(r)
+            body(w)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(w)
+    return child, r
+
+
+def collect_readers(children):
+    """Waits for fork_reader children; returns each one's report, or {"crashed": status}."""
+    results = []
+    for child, r in children:
+        data = b""
+        while True:
+            b = os.read(r, 65536)
+            if not b:
+                break
+            data += b
+        os.close(r)
+        _, status = os.waitpid(child, 0)
+        results.append(json.loads(data) if data else {"crashed": status})
+    return results

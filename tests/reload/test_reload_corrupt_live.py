@@ -4,8 +4,8 @@ value.  Both cache modes; in cache=none half the readers use many small read()s.
 import os
 import time
 
-from reloadlib import (check, install_store, main, make_store, need_fuse, reload_cli,
-                       sighup_and_wait, status, Sandbox)
+from reloadlib import (check, collect_readers, fork_reader, install_store, main, make_store,
+                       need_fuse, reload_cli, sighup_and_wait, status, Sandbox)
 import test_reload_stress as stress
 
 ROUNDS = 40
@@ -49,18 +49,9 @@ def run_mode(cache, kinds):
         stop = os.path.join(sb.dir, "stop")
         children = []
         for n, kind in enumerate(kinds):
-            r, w = os.pipe()
-            child = os.fork()
-            if child == 0:
-                code = 0
-                try:
-                    os.close(r)
-                    stress.reader(mnt, kind, stop, w, n * 3, cache == "none")
-                except BaseException:
-                    code = 1
-                os._exit(code)
-            os.close(w)
-            children.append((child, r))
+            children.append(fork_reader(
+                lambda w, n=n, kind=kind: stress.reader(mnt, kind, stop, w, n * 3,
+                                                        cache == "none")))
         rejected = accepted = 0
         reasons_missing = []
         started = time.monotonic()
@@ -93,17 +84,7 @@ def run_mode(cache, kinds):
             time.sleep(0.5)
         finally:
             open(stop, "w").close()
-            results = []
-            for child, r in children:
-                data = b""
-                while True:
-                    b = os.read(r, 4096)
-                    if not b:
-                        break
-                    data += b
-                os.close(r)
-                _, st = os.waitpid(child, 0)
-                results.append(stress.json.loads(data) if data else {"crashed": st})
+            results = collect_readers(children)
         for n, res in enumerate(results):
             print("cache=%-6s reader %d (%s): reads %d, old gen %d, new gen %d, torn %d, "
                   "errors %d" % (cache, n, res.get("kind"), res.get("reads", 0),

@@ -7,8 +7,9 @@ import json
 import os
 import time
 
-from reloadlib import (check, install_store, main, make_store, need_fuse, reload_cli,
-                       sighup_and_wait, Sandbox, checked_value, verify_value)
+from reloadlib import (check, collect_readers, fork_reader, install_store, main, make_store,
+                       need_fuse, reload_cli, sighup_and_wait, Sandbox, checked_value,
+                       verify_value)
 
 RELOADS = int(os.environ.get("SFS_STRESS_RELOADS", "500"))
 NAMES = ["S%d" % i for i in range(8)]
@@ -111,18 +112,8 @@ def run_mode(cache, kinds):
         stop = os.path.join(sb.dir, "stop")
         children = []
         for n, kind in enumerate(kinds):
-            r, w = os.pipe()
-            child = os.fork()
-            if child == 0:
-                code = 0
-                try:
-                    os.close(r)
-                    reader(mnt, kind, stop, w, n * 3, cache == "none")
-                except BaseException:
-                    code = 1
-                os._exit(code)
-            os.close(w)
-            children.append((child, r))
+            children.append(fork_reader(
+                lambda w, n=n, kind=kind: reader(mnt, kind, stop, w, n * 3, cache == "none")))
         failed = stale_after = 0
         fail_msgs = []
         started = time.monotonic()
@@ -147,17 +138,7 @@ def run_mode(cache, kinds):
                     stale_after += 1
         finally:
             open(stop, "w").close()
-            results = []
-            for child, r in children:
-                data = b""
-                while True:
-                    b = os.read(r, 4096)
-                    if not b:
-                        break
-                    data += b
-                os.close(r)
-                _, status = os.waitpid(child, 0)
-                results.append(json.loads(data) if data else {"kind": "?", "crashed": status})
+            results = collect_readers(children)
         elapsed = time.monotonic() - started
         report(cache, results, failed, stale_after, fail_msgs, elapsed)
 
