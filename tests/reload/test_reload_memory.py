@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from reloadlib import (check, install_store, main, make_store, mem_of, need_fuse, read,
+from reloadlib import (check, install_store, run_all, make_store, mem_of, need_fuse, read,
                        sanitized_build, sighup_and_wait, Sandbox)
 
 RELOADS = 1000
@@ -107,4 +107,4 @@ def test():
         run_mode(cache)
 
 
-main(test)
+run_all(test)
