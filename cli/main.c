@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "crypto/secmem.h"
+#include "fs/daemon.h"
 #include "util/err.h"
 
 static const char main_help[] =
@@ -226,6 +227,24 @@ int cli_read_value_file(const char *path, size_t max, sfs_set *dst, const char *
     return rc;
 }
 
+/* `secretfs --version`: ours, then the libraries' as loaded at run time, then the FUSE
+ * protocol version the running kernel offers, read from the INIT of a probe mount (or why it
+ * could not be read: that line is informational, the exit status stays 0). */
+static void print_version(void)
+{
+    struct sfs_err err = {0};
+    unsigned major, minor;
+
+    printf("secretfs %s\n", SFS_VERSION);
+    printf("libfuse %s\n", sfs_fuse_version());
+    printf("libsodium %s\n", sfs_crypto_version());
+    fflush(stdout);
+    if (sfs_fuse_probe_proto(&major, &minor, &err) == 0)
+        printf("kernel FUSE protocol %u.%u\n", major, minor);
+    else
+        printf("kernel FUSE protocol unknown: %s\n", err.msg);
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {.prog = "secretfs"};
@@ -246,7 +265,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-        printf("secretfs %s\n", SFS_VERSION);
+        print_version();
         return EXIT_OK;
     }
     for (i = 0; i < sizeof commands / sizeof commands[0]; i++) {

@@ -62,4 +62,13 @@ struct sfs_mount_opts {
  * missing or already mounted, store or key errors) are reported this way, never only logged. */
 int sfs_daemon_run(const struct sfs_mount_opts *opts, bool *is_daemon, struct sfs_err *err);
 
+/* libfuse's version at run time ("3.14.0"). */
+const char *sfs_fuse_version(void);
+
+/* Mounts an empty FUSE filesystem on a fresh directory in /tmp, reads the kernel's INIT
+ * request, and unmounts it: *major.*minor is the protocol version the running kernel offers
+ * (a real mount then uses the lower of it and libfuse's).  Returns 0, or -errno with err set
+ * (no /dev/fuse, no permission to mount).  Needs root or fusermount3. */
+int sfs_fuse_probe_proto(unsigned *major, unsigned *minor, struct sfs_err *err);
+
 #endif
