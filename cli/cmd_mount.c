@@ -161,6 +161,40 @@ static const char *absolute(struct mount_plan *p, size_t slot, const char *path)
     return p->abs[slot];
 }
 
+/* cache=: the flag, else [mount] cache, else kernel. */
+static int plan_cache(struct cli *cli, const struct mount_args *a, struct sfs_mount_opts *o)
+{
+    const char *cache = a->cache ? a->cache : cli->cfg.cache;
+
+    o->cache = SFS_CACHE_KERNEL;
+    if (cache && strcmp(cache, "none") == 0) {
+        o->cache = SFS_CACHE_NONE;
+    } else if (cache && strcmp(cache, "kernel") != 0) {
+        cli_error(cli, "cache=%s: use cache=kernel or cache=none", cache);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* The [secret:NAME] owner and mode overrides, as the daemon takes them. */
+static int plan_perms(const struct sfs_config *c, struct mount_plan *p)
+{
+    size_t i;
+
+    p->perms = calloc(c->n_secrets + 1, sizeof *p->perms);
+    if (!p->perms)
+        return EXIT_FAIL;
+    for (i = 0; i < c->n_secrets; i++) {
+        p->perms[i] = (struct sfs_secret_perm){
+            .name = c->secrets[i].name, .has_uid = c->secrets[i].has_uid,
+            .has_gid = c->secrets[i].has_gid, .has_mode = c->secrets[i].has_mode,
+            .uid = c->secrets[i].uid, .gid = c->secrets[i].gid, .mode = c->secrets[i].mode};
+    }
+    p->o.perms = p->perms;
+    p->o.n_perms = c->n_secrets;
+    return EXIT_OK;
+}
+
 static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *p)
 {
     struct sfs_config *c = &cli->cfg;
@@ -188,16 +222,8 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
                   "octal such as 0440)");
         return EXIT_USAGE;
     }
-    o->cache = SFS_CACHE_KERNEL;
-    {
-        const char *cache = a->cache ? a->cache : c->cache;
-        if (cache && strcmp(cache, "none") == 0)
-            o->cache = SFS_CACHE_NONE;
-        else if (cache && strcmp(cache, "kernel") != 0) {
-            cli_error(cli, "cache=%s: use cache=kernel or cache=none", cache);
-            return EXIT_USAGE;
-        }
-    }
+    if (plan_cache(cli, a, o) != EXIT_OK)
+        return EXIT_USAGE;
     o->allow_other = a->allow_other >= 0 ? a->allow_other
                      : c->allow_other >= 0 ? c->allow_other
                                            : geteuid() == 0;
@@ -231,18 +257,7 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
             }
         }
     }
-    p->perms = calloc(c->n_secrets + 1, sizeof *p->perms);
-    if (!p->perms)
-        return EXIT_FAIL;
-    for (i = 0; i < c->n_secrets; i++) {
-        p->perms[i] = (struct sfs_secret_perm){
-            .name = c->secrets[i].name, .has_uid = c->secrets[i].has_uid,
-            .has_gid = c->secrets[i].has_gid, .has_mode = c->secrets[i].has_mode,
-            .uid = c->secrets[i].uid, .gid = c->secrets[i].gid, .mode = c->secrets[i].mode};
-    }
-    o->perms = p->perms;
-    o->n_perms = c->n_secrets;
-    return EXIT_OK;
+    return plan_perms(c, p);
 }
 
 static int run_mount(struct cli *cli, struct mount_args *a)

@@ -26,7 +26,7 @@ OWNED_HEADERS = {
 }
 MAX_LINES = 80
 INCLUDE = re.compile(r'^\s*#\s*include\s+[<"]([^>"]+)[>"]', re.M)
-FUNC_START = re.compile(r"^[A-Za-z_][^;{}()]*\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*(?:__attribute__\(\(.*\)\)\s*)?\{?\s*$")
+FUNC_START = re.compile(r"^(?!typedef|extern|return|else|if|for|while)[A-Za-z_][\w \t\*]*?\b([A-Za-z_]\w*)\s*\(")
 
 
 def sources(root, module):
@@ -58,12 +58,12 @@ def functions(text):
     while i < len(lines):
         line = lines[i]
         m = FUNC_START.match(line)
-        if m and not line.startswith((" ", "\t", "#", "}")) and "=" not in line.split("(")[0]:
+        if m and "=" not in line.split("(")[0]:
             # the body opens on this line or a following one (multi-line parameter lists)
             j = i
-            while j < len(lines) and "{" not in lines[j] and not lines[j].rstrip().endswith(";"):
+            while j < len(lines) and "{" not in lines[j] and ";" not in lines[j]:
                 j += 1
-            if j < len(lines) and "{" in lines[j]:
+            if j < len(lines) and "{" in lines[j] and ";" not in lines[j].split("{")[0]:
                 depth, k = 0, j
                 while k < len(lines):
                     depth += lines[k].count("{") - lines[k].count("}")
