@@ -334,8 +334,10 @@ size_t sfs_view_json(const sfs_set *set, char *out, size_t cap)
  * any of python-dotenv, npm dotenv or godotenv (`\"` never closes their quotes), so it is
  * written unquoted when it is one plain word. */
 
-#define PYTHON_HEADER "# secretfs view for python-dotenv: load_dotenv(\"/run/secrets/.env.python\")\n"
-#define NODE_HEADER "# secretfs view for npm dotenv: dotenv.config({ path: \"/run/secrets/.env.node\" })\n"
+#define PYTHON_HEADER \
+    "# secretfs view for python-dotenv: load_dotenv(\"/run/secrets/.env.python\")\n"
+#define NODE_HEADER \
+    "# secretfs view for npm dotenv: dotenv.config({ path: \"/run/secrets/.env.node\" })\n"
 #define GO_HEADER "# secretfs view for godotenv: godotenv.Load(\"/run/secrets/.env.go\")\n"
 #define DOCKER_HEADER "# secretfs view for docker run --env-file /run/secrets/.env.docker\n"
 
