@@ -160,5 +160,8 @@ def start_foreground(sb, mnt, opts=(), env=None, log=None, prefix=()):
     return p
 
 
+VIEWS = (".env", ".env.docker", ".env.go", ".env.json", ".env.node", ".env.python", ".status")
+
+
 def expected_listing(names):
-    return sorted(set(names) | {".env", ".env.json", ".status"})
+    return sorted(set(names) | set(VIEWS))
