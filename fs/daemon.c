@@ -382,7 +382,7 @@ static void *control_thread(void *arg)
             if (sfs_store_watch_due(rt->store, &timeout)) {
                 sfs_info("%s changed: reloading", sfs_store_location(rt->store));
                 (void)reload(rt, 0);
-                (void)sfs_store_watch_due(rt->store, &timeout);
+                timeout = 0; /* ask again at once: a change may have come in meanwhile */
             }
         }
     }
