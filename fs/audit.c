@@ -517,22 +517,30 @@ static json_t *cmdline_array(const char *buf, size_t len)
     return arr;
 }
 
-/* The cgroup v2 path ("0::/path"), else the whole text with lines joined by ';'. */
-static json_t *cgroup_value(char *buf, size_t len)
+/* Adds the caller's cgroups: "cgroup", the cgroup v2 path (the "0::" line), and with
+ * cgroup v1 hierarchies also "cgroup_v1", their lines joined by ';'. */
+static void add_cgroups(json_t *rec, char *buf, size_t len)
 {
     char *v2 = strncmp(buf, "0::", 3) == 0 ? buf : strstr(buf, "\n0::");
-    size_t i;
+    size_t v2_len = 0, i, o = 0;
 
     if (v2) {
         v2 += v2 == buf ? 3 : 4;
-        return sfs_audit_string(v2, strcspn(v2, "\n"));
+        v2_len = strcspn(v2, "\n");
+        json_object_set_new(rec, "cgroup", sfs_audit_string(v2, v2_len));
     }
-    while (len && buf[len - 1] == '\n')
-        len--;
-    for (i = 0; i < len; i++)
-        if (buf[i] == '\n')
-            buf[i] = ';';
-    return sfs_audit_string(buf, len);
+    for (i = 0; i < len; i++) { /* the other lines, in place, ';' between them */
+        size_t n = strcspn(buf + i, "\n");
+        if (!(v2 && buf + i + 3 == v2) && n) {
+            if (o)
+                buf[o++] = ';';
+            memmove(buf + o, buf + i, n);
+            o += n;
+        }
+        i += n;
+    }
+    if (o)
+        json_object_set_new(rec, "cgroup_v1", sfs_audit_string(buf, o));
 }
 
 /* Adds what the writer reads of an open's caller: the process (tgid), command line and
@@ -562,7 +570,7 @@ static void add_process(struct item *it)
     }
     n = it->procfd < 0 ? -ESRCH : read_proc(it->procfd, "cgroup", buf);
     if (n > 0)
-        json_object_set_new(rec, "cgroup", cgroup_value(buf, (size_t)n));
+        add_cgroups(rec, buf, (size_t)n);
     json_object_set_new(rec, "process", json_string(gone ? "exited" : "running"));
 }
 
