@@ -43,6 +43,7 @@ struct sfs_audit {
     sfs_audit_sink_fn sink;
     void *sink_ctx;
     int fd;                 /* the file (writer thread only, after open) */
+    bool torn;              /* the last write was cut short: end that line first */
     pthread_t writer;
     pthread_mutex_t lock;   /* guards everything below */
     pthread_cond_t wake;    /* writer: items, reopen or stop */
@@ -601,8 +602,12 @@ static bool write_record(struct sfs_audit *a, json_t *rec, int *error)
     }
     len = strlen(line);
     line[len] = '\n'; /* json_dumps's NUL becomes the newline: one write(2) per record */
-    w = write(a->fd, line, len + 1);
+    if (a->torn && write(a->fd, "\n", 1) == 1)
+        a->torn = false; /* ends the line a full disk cut, so the next one stands alone */
+    w = a->torn ? -1 : write(a->fd, line, len + 1);
     *error = w < 0 ? errno : EIO;
+    if (w > 0 && w < (ssize_t)(len + 1))
+        a->torn = true;
     free(line);
     return w == (ssize_t)(len + 1);
 }
@@ -645,6 +650,7 @@ static void reopen_file(struct sfs_audit *a)
     }
     close(a->fd);
     a->fd = fd;
+    a->torn = false;
     sfs_info("SIGUSR1: reopened audit log %s", a->dest);
 }
 
