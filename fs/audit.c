@@ -362,6 +362,7 @@ void sfs_audit_note_open(struct sfs_audit *a, const struct sfs_audit_caller *c,
                          const char *name, uint64_t generation, const void *value, size_t len)
 {
     char proc[32], exe[PATH_MAX], fp[SFS_FINGERPRINT_HEX + 1] = "";
+    unsigned char fkey[SFS_FINGERPRINT_KEY_BYTES];
     struct item *it = malloc(sizeof *it);
     json_t *rec = new_record(a, "open");
     const struct fp_key *k;
@@ -377,8 +378,11 @@ void sfs_audit_note_open(struct sfs_audit *a, const struct sfs_audit_caller *c,
     pthread_mutex_lock(&a->lock);
     k = value ? key_for(a, generation) : NULL;
     if (k)
-        sfs_fingerprint(k->key, value, len, fp);
+        memcpy(fkey, k->key, sizeof fkey);
     pthread_mutex_unlock(&a->lock);
+    if (k) /* hashed outside the lock: a large value never holds up other opens */
+        sfs_fingerprint(fkey, value, len, fp);
+    sfs_wipe(fkey, sizeof fkey);
     if (c->pid > 0) {
         snprintf(proc, sizeof proc, "/proc/%d", (int)c->pid);
         it->procfd = open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
