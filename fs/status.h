@@ -35,7 +35,7 @@ struct sfs_status {
     uint64_t started;          /* reload attempts begun */
     char last_reload[SFS_ERR_MAX + 16]; /* "ok" or "error: ..." */
     char notify[256];          /* generation file, "" if none */
-    char audit[1024];          /* audit=: "journal" or the audit log's path, "" if none */
+    char audit[256];           /* audit=: "journal" or the log's path (cut to fit), or "" */
     uint64_t audit_dropped;    /* audit records that could not be written */
     char backend[1024];        /* the store's lines, verbatim ("backend=...\n..."), or "" */
 };
