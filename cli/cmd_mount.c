@@ -25,7 +25,8 @@ static const char mount_help[] =
     "  -f, --foreground   stay in the foreground and log to stderr\n"
     "  --only NAMES       serve only these names (comma separated)\n"
     "  -o OPTIONS         cache=kernel|none, uid=U, gid=G, mode=0400, allow_other,\n"
-    "                     noallow_other, watch, debug (log FUSE traffic), config=F;\n"
+    "                     noallow_other, watch, debug (log FUSE traffic), config=F,\n"
+    "                     audit=PATH|journal (record every open; implies cache=none);\n"
     "                     usual mount flags (rw, nosuid, nodev, ...) are accepted\n"
     "\n"
     "As a mount(8) helper: mount -t fuse.secretfs CONFIG MOUNTPOINT\n";
@@ -49,6 +50,8 @@ struct mount_args {
     const char *cache;
     const char *only;
     const char *uid, *gid, *mode;
+    const char *audit;    /* audit=PATH|journal, or NULL: [mount] audit */
+    char *audit_abs;      /* an absolute copy of a relative audit path */
     char *mountpoint;
 };
 
@@ -84,6 +87,8 @@ static int parse_o(struct cli *cli, struct mount_args *a, char *list)
             a->gid = o + 4;
         else if (strncmp(o, "mode=", 5) == 0)
             a->mode = o + 5;
+        else if (strncmp(o, "audit=", 6) == 0)
+            a->audit = o + 6;
         else if (strncmp(o, "config=", 7) == 0)
             cli->flag_config = o + 7;
         else if (strcmp(o, "allow_other") == 0)
@@ -260,6 +265,36 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
     return plan_perms(c, p);
 }
 
+/* audit=PATH|journal (flag, else [mount] audit): every open must reach the daemon, so it
+ * sets cache=none, and says so when that overrides an explicit cache=kernel. */
+static int apply_audit(struct cli *cli, struct mount_args *a, struct sfs_mount_opts *o)
+{
+    const char *audit = a->audit ? a->audit : cli->cfg.audit;
+    const char *cache = a->cache ? a->cache : cli->cfg.cache;
+    char cwd[4096];
+
+    if (!audit)
+        return EXIT_OK;
+    if (!*audit) {
+        cli_error(cli, "audit= is empty; give a file path or 'journal'");
+        return EXIT_USAGE;
+    }
+    if (strcmp(audit, "journal") != 0 && audit[0] != '/') {
+        if (!getcwd(cwd, sizeof cwd) || asprintf(&a->audit_abs, "%s/%s", cwd, audit) < 0) {
+            cli_error(cli, "audit=%s: cannot make the path absolute; give an absolute one",
+                      audit);
+            return EXIT_FAIL;
+        }
+        audit = a->audit_abs;
+    }
+    if (cache && strcmp(cache, "kernel") == 0)
+        cli_warn(cli, "audit=%s overrides cache=kernel: every open must reach the daemon to "
+                 "be recorded, so this mount uses cache=none", audit);
+    o->audit = audit;
+    o->cache = SFS_CACHE_NONE;
+    return EXIT_OK;
+}
+
 static int run_mount(struct cli *cli, struct mount_args *a)
 {
     struct mount_plan plan;
@@ -270,12 +305,15 @@ static int run_mount(struct cli *cli, struct mount_args *a)
     if (cli_load_config(cli) != EXIT_OK)
         return EXIT_FAIL;
     rc = build_plan(cli, a, &plan);
+    if (rc == EXIT_OK)
+        rc = apply_audit(cli, a, &plan.o);
     if (rc == EXIT_OK) {
         rc = sfs_daemon_run(&plan.o, &is_daemon, &err) < 0 ? EXIT_FAIL : EXIT_OK;
         if (rc != EXIT_OK && !is_daemon)
             cli_error(cli, "%s", err.msg);
     }
     plan_free(&plan);
+    free(a->audit_abs);
     return rc;
 }
 

@@ -29,6 +29,7 @@ static const char main_help[] =
     "  mount [MOUNTPOINT]   mount the secrets read-only (default " SFS_DEFAULT_MOUNTPOINT ")\n"
     "  reload [MOUNTPOINT]  make the daemon serve the store's current contents\n"
     "  run -- COMMAND...    run COMMAND with the mount's secrets in its environment\n"
+    "  audit [PATH]         who read which secret: a mount's audit log (audit=PATH)\n"
     "  docker-plugin        serve Docker's volume plugin API (volumes of secrets)\n"
     "\n"
     "Options every store command takes:\n"
@@ -61,6 +62,7 @@ static const struct command commands[] = {
     {"mount", cmd_mount},
     {"reload", cmd_reload},
     {"run", cmd_run},
+    {"audit", cmd_audit},
     {"docker-plugin", cmd_docker_plugin},
 };
 

@@ -50,6 +50,8 @@ struct sfs_mount_opts {
     bool foreground;               /* stay attached; log to stderr */
     bool debug;                    /* log FUSE traffic */
     bool no_invalidate;            /* debug only: skip kernel cache notifications on reload */
+    const char *audit;             /* audit=: an absolute path or "journal" (fs/audit.h); the
+                                    * caller sets cache=none with it; NULL: no audit */
 };
 
 /* Mounts and serves until SIGTERM/SIGINT or an external unmount.
