@@ -2,9 +2,9 @@
  *
  * Round trips, every single-bit flip and every truncation of a small store, wrong key,
  * unknown version and flags, malformed plaintexts sealed by an independent encoder written
- * from crypto/FORMAT.md (this file includes sodium.h for that alone), the golden version-1
- * store, atomic replace on disk, failed writes, the writer lock, and error messages that
- * never carry a value.
+ * from the README's "Store file (version 1)" section, not from store/format.c (this file
+ * includes sodium.h for that alone), the golden version-1 store, atomic replace on disk,
+ * failed writes, the writer lock, and error messages that never carry a value.
  *
  * Golden files (tests/data/golden.key, tests/data/golden.store) were made once, with a
  * throwaway program linked against this tree's crypto/ and secrets/ libraries, that did:
@@ -137,7 +137,7 @@ static int decode_copy(const unsigned char *img, size_t len, const sfs_key *key,
     return rc;
 }
 
-/* ---- an independent encoder, written from crypto/FORMAT.md ---- */
+/* ---- an independent encoder, written from README "Store file (version 1)" ---- */
 
 static void le16(unsigned char *p, uint16_t v)
 {
