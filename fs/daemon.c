@@ -41,6 +41,8 @@ struct runtime {
     int stop_fd;             /* eventfd: tells the control thread to finish */
     pthread_t control;
     bool control_started;
+    pthread_t ready;         /* the readiness check: joined before the session is freed */
+    bool ready_started;
 };
 
 /* ---- process hygiene ---- */
@@ -623,7 +625,6 @@ static int prepare(struct runtime *rt, struct sfs_err *err)
 static int start_threads(struct runtime *rt, struct sfs_err *err)
 {
     struct ready_arg *ra;
-    pthread_t ready;
 
     if (pthread_create(&rt->control, NULL, control_thread, rt) != 0)
         return sfs_err_set(err, -EAGAIN, "cannot start the control thread");
@@ -632,11 +633,11 @@ static int start_threads(struct runtime *rt, struct sfs_err *err)
     if (ra)
         ra->rt = rt;
     if (!ra || !realpath(rt->d.opts->mountpoint, ra->path) ||
-        pthread_create(&ready, NULL, ready_thread, ra) != 0) {
+        pthread_create(&rt->ready, NULL, ready_thread, ra) != 0) {
         free(ra);
         return sfs_err_set(err, -EAGAIN, "cannot start the readiness check");
     }
-    pthread_detach(ready);
+    rt->ready_started = true;
     return 0;
 }
 
@@ -685,6 +686,11 @@ out_signals:
     fuse_remove_signal_handlers(rt->d.se);
 out_unmount:
     fuse_session_unmount(rt->d.se);
+    /* a stop can come before the readiness check's stat returned (it fails once the
+     * unmount closed the session's fd); it uses the session and rt, so wait for it */
+    if (rt->ready_started)
+        pthread_join(rt->ready, NULL);
+    rt->ready_started = false;
     fuse_session_destroy(rt->d.se);
     rt->d.se = NULL;
     sfs_info("unmounted %s", rt->d.opts->mountpoint);

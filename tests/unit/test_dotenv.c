@@ -455,161 +455,133 @@ static void test_vectors(void)
 /* ---- warnings ---- */
 
 /* Exactly one warning, starting with `prefix` and containing `needle`. */
-static void check_one_warning(const struct run *r, const char *prefix, const char *needle)
+/* One row per input: what parsing it gives and the warnings it raises, in order.  A
+ * warning's line is in its prefix ("t.env:LINE: NAME: "); a column, where the message has
+ * one, is in its text. */
+struct warn_case {
+    const char *what;
+    const char *text;
+    int rc;                  /* 0, or -EINVAL with the error starting with err_prefix */
+    const char *err_prefix;
+    const char *name;        /* an entry to check (NULL: none) ... */
+    const char *value;       /* ... its value ... */
+    uint32_t line;           /* ... and its source line (0: not checked) */
+    size_t n;                /* how many warnings */
+    struct {
+        const char *prefix;  /* the warning starts with this ... */
+        const char *needle;  /* ... and then contains this */
+    } w[3];                  /* the first warnings (NULL prefix: not checked) */
+    const char *last;        /* the last warning contains this (NULL: not checked) */
+    const char *never;       /* no warning contains this: part of a value (NULL: none) */
+};
+
+static const struct warn_case warn_cases[] = {
+    {"undefined variable: expands to nothing; its name is part of the value, never quoted",
+     "A=1\nB=x${NOPE}y\n", 0, NULL, "B", "xy", 0, 1,
+     {{"t.env:2: B: ", "reference #1 ($NAME) expands to nothing"}}, NULL, "NOPE"},
+    {"undefined variable inside a multi-line value: the line it is on",
+     "B=\"line1\nline2 $NOPE\nline3\"\n", 0, NULL, "B", "line1\nline2 \nline3", 0, 1,
+     {{"t.env:2: B: ", "reference #1 ($NAME)"}}, NULL, "NOPE"},
+    {"references are counted, never named",
+     "P=pa$SSWORD$X\n", 0, NULL, "P", "pa", 0, 2,
+     {{"t.env:1: P: ", "reference #1"}, {"t.env:1: P: ", "reference #2"}}, NULL, "SSWORD"},
+    {"a later definition does not count; neither does the environment",
+     "B=${LATER}${SFS_TEST_DOTENV_FROM_ENV}\nLATER=x\n", 0, NULL, "B", "", 0, 2,
+     {{"t.env:1: B: ", "reference #1"}, {"t.env:1: B: ", "reference #2"}}, NULL, "from-env"},
+    {"a defined empty variable is not warned about; an escaped one is not expanded",
+     "E=\nB=\"$E\\$NOPE\"\n", 0, NULL, "B", "$NOPE", 0, 0, {{0}}, NULL, NULL},
+    {"$( unquoted: read as $NAME",
+     "U=me\nB=$(U)\n", 0, NULL, "B", "me)", 0, 1,
+     {{"t.env:2: B: ", "reference #1, a $( , is read as a plain $NAME"}}, NULL, NULL},
+    {"$( in double quotes: kept as written",
+     "\nB=\"$(whoami)\"\n", 0, NULL, "B", "$(whoami)", 0, 1,
+     {{"t.env:2: B: ", "$( is kept as written"}}, NULL, "whoami"},
+    {"$( of a name not defined earlier",
+     "B=$(NOPE)\n", 0, NULL, "B", ")", 0, 1,
+     {{"t.env:1: B: ", "no such name is defined earlier"}}, NULL, "NOPE"},
+    {"an escaped double quote right before the closing one is lost, its backslash kept",
+     "A=1\nQ=\"say \\\"hi\\\"\"\n", 0, NULL, "Q", "say \"hi\\", 0, 1,
+     {{"t.env:2: Q: ", "escaped quote right before the closing quote"}}, NULL, NULL},
+    {"the same in single quotes",
+     "S='it\\''\n", 0, NULL, "S", "it\\", 0, 1,
+     {{"t.env:1: S: ", "escaped quote right before the closing quote"}}, NULL, NULL},
+    {"an unknown escape: the backslash goes, the letter stays; the backslash's column",
+     "\n\nT=\"a\\tb\\qc\"\n", 0, NULL, "T", "atbqc", 0, 1,
+     {{"t.env:3: T: ", "unknown escape at column 5"}}, NULL, NULL},
+    {"known escapes are not warned about",
+     "K=\"\\n\\r\\\\\\\"x\\'\\$\"\n", 0, NULL, "K", "\n\r\\\"x'$", 0, 0, {{0}}, NULL, NULL},
+    {"a duplicate key: the last wins, both lines named",
+     "A=first\n# c\nA=second\n", 0, NULL, "A", "second", 3, 1,
+     {{"t.env:3: A: ", "line 1"}}, NULL, "first"},
+    {"\\\\\" in double quotes does not close the value",
+     "P=\"a\\\\\" b\"\n", 0, NULL, "P", "a\\\" b", 0, 1,
+     {{"t.env:1: P: ", "does not end the value"}}, NULL, NULL},
+    {"several warnings of one value arrive in line order",
+     "M=\"x\n\\q\n$NOPE\n$(id)\"\n", 0, NULL, NULL, NULL, 0, 3,
+     {{"t.env:2: M: ", ""}, {"t.env:3: M: ", ""}, {"t.env:4: M: ", ""}}, NULL, NULL},
+    {"lines and columns stay right after many multi-line values, backwards and forwards",
+     "A=\"x\ny\"\nB=\"1\n2\\q\"\nC=\"z\" D=\"w\\q\"\nE=\"open\n", -EINVAL, "t.env:6:3: ",
+     NULL, NULL, 0, 2,
+     {{"t.env:4: B: unknown escape at column 2", ""},
+      {"t.env:5: D: unknown escape at column 11", ""}}, NULL, NULL},
+    {"no warnings for ordinary files",
+     "A=1\nexport B='x $Y'\nC=\"${A}-2\" # note\n", 0, NULL, "C", "1-2", 0, 0, {{0}}, NULL,
+     NULL},
+};
+
+static void check_warn_case(const struct warn_case *c)
 {
-    CHECK_MSG(r->w.n == 1, "expected 1 warning for %s, got %zu", prefix, r->w.n);
-    if (r->w.n >= 1) {
-        CHECK_MSG(starts_with(r->w.msg[0], prefix), "\"%s\" does not start with \"%s\"",
-                  r->w.msg[0], prefix);
-        CHECK_STR_CONTAINS(r->w.msg[0], needle);
+    struct run r;
+    size_t i;
+
+    run_str(&r, c->text);
+    CHECK_MSG(r.rc == c->rc, "%s: rc %d", c->what, r.rc);
+    if (c->err_prefix)
+        CHECK_MSG(starts_with(r.err.msg, c->err_prefix), "%s: error \"%s\"", c->what,
+                  r.err.msg);
+    if (c->name) {
+        const sfs_entry *e = r.set ? sfs_set_get(r.set, c->name) : NULL;
+        CHECK_MSG(value_is(r.set, c->name, c->value, strlen(c->value)), "%s: value of %s",
+                  c->what, c->name);
+        if (c->line)
+            CHECK_MSG(e && e->line == c->line, "%s: %s's line", c->what, c->name);
     }
+    CHECK_MSG(r.w.n == c->n, "%s: %zu warnings, want %zu", c->what, r.w.n, c->n);
+    for (i = 0; i < r.w.n && i < c->n && i < 3 && c->w[i].prefix; i++) {
+        const char *m = r.w.msg[i];
+        CHECK_MSG(starts_with(m, c->w[i].prefix) &&
+                  strstr(m + strlen(c->w[i].prefix), c->w[i].needle),
+                  "%s: warning %zu \"%s\", want \"%s...%s\"", c->what, i, m, c->w[i].prefix,
+                  c->w[i].needle);
+    }
+    if (c->last && r.w.n)
+        CHECK_MSG(strstr(r.w.msg[r.w.n - 1], c->last), "%s: last warning \"%s\"", c->what,
+                  r.w.msg[r.w.n - 1]);
+    for (i = 0; c->never && i < r.w.n; i++)
+        CHECK_MSG(!strstr(r.w.msg[i], c->never), "%s: warning \"%s\" quotes the value",
+                  c->what, r.w.msg[i]);
+    run_free(&r);
 }
 
 static void test_warnings(void)
 {
-    struct run r;
+    char many[300] = "X=\"";
+    struct warn_case capped = {
+        "at most 16 warnings per statement, then one line saying how many more", many, 0,
+        NULL, NULL, NULL, 0, 17, {{"t.env:1: X: ", "reference #1"}}, "24 more warnings",
+        NULL,
+    };
+    size_t i;
 
-    /* undefined variable: expands to nothing, in every expanding form */
-    run_str(&r, "A=1\nB=x${NOPE}y\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "B", "xy");
-    check_one_warning(&r, "t.env:2: B: ", "reference #1 ($NAME) expands to nothing");
-    /* the referenced name is part of the value: never quoted in a message */
-    CHECK(r.w.n == 1 && strstr(r.w.msg[0], "NOPE") == NULL);
-    run_free(&r);
-
-    run_str(&r, "B=\"line1\nline2 $NOPE\nline3\"\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "B", "line1\nline2 \nline3");
-    check_one_warning(&r, "t.env:2: B: ", "reference #1 ($NAME)");
-    run_free(&r);
-
-    run_str(&r, "P=pa$SSWORD$X\n");
-    CHECK(r.rc == 0);
-    CHECK(r.w.n == 2 && strstr(r.w.msg[1], "reference #2") != NULL);
-    CHECK(r.w.n == 2 && strstr(r.w.msg[0], "SSWORD") == NULL);
-    run_free(&r);
-
-    /* a later definition does not count; neither does the environment */
     setenv("SFS_TEST_DOTENV_FROM_ENV", "from-env", 1);
-    run_str(&r, "B=${LATER}${SFS_TEST_DOTENV_FROM_ENV}\nLATER=x\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "B", "");
-    CHECK(r.w.n == 2);
-    run_free(&r);
+    for (i = 0; i < sizeof warn_cases / sizeof warn_cases[0]; i++)
+        check_warn_case(&warn_cases[i]);
+    for (i = 0; i < 40; i++)
+        strcat(many, "$NOPE");
+    strcat(many, "\"\n");
+    check_warn_case(&capped);
 
-    /* a defined empty variable is not warned about; an escaped one is not expanded */
-    run_str(&r, "E=\nB=\"$E\\$NOPE\"\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "B", "$NOPE");
-    CHECK(r.w.n == 0);
-    run_free(&r);
-
-    /* $( : read as $NAME, or kept as written */
-    run_str(&r, "U=me\nB=$(U)\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "B", "me)");
-    check_one_warning(&r, "t.env:2: B: ", "reference #1, a $( , is read as a plain $NAME");
-    run_free(&r);
-
-    run_str(&r, "\nB=\"$(whoami)\"\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "B", "$(whoami)");
-    check_one_warning(&r, "t.env:2: B: ", "$( is kept as written");
-    run_free(&r);
-
-    run_str(&r, "B=$(NOPE)\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "B", ")");
-    check_one_warning(&r, "t.env:1: B: ", "no such name is defined earlier");
-    run_free(&r);
-
-    /* an escaped quote right before the closing quote is lost, its backslash kept */
-    run_str(&r, "A=1\nQ=\"say \\\"hi\\\"\"\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "Q", "say \"hi\\");
-    check_one_warning(&r, "t.env:2: Q: ", "escaped quote right before the closing quote");
-    run_free(&r);
-
-    run_str(&r, "S='it\\''\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "S", "it\\");
-    check_one_warning(&r, "t.env:1: S: ", "escaped quote right before the closing quote");
-    run_free(&r);
-
-    /* an unknown escape: the backslash goes, the letter stays; column of the backslash */
-    run_str(&r, "\n\nT=\"a\\tb\\qc\"\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "T", "atbqc");
-    check_one_warning(&r, "t.env:3: T: ", "unknown escape at column 5");
-    run_free(&r);
-
-    /* known escapes are not warned about */
-    run_str(&r, "K=\"\\n\\r\\\\\\\"x\\'\\$\"\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "K", "\n\r\\\"x'$");
-    CHECK(r.w.n == 0);
-    run_free(&r);
-
-    /* a duplicate key: last wins, both lines named */
-    run_str(&r, "A=first\n# c\nA=second\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "A", "second");
-    check_one_warning(&r, "t.env:3: A: ", "line 1");
-    CHECK(r.set && sfs_set_get(r.set, "A") && sfs_set_get(r.set, "A")->line == 3);
-    run_free(&r);
-
-    /* \\" in double quotes does not close the value */
-    run_str(&r, "P=\"a\\\\\" b\"\n");
-    CHECK(r.rc == 0);
-    CHECK_VALUE(r.set, "P", "a\\\" b");
-    check_one_warning(&r, "t.env:1: P: ", "does not end the value");
-    run_free(&r);
-
-    /* several warnings of one value arrive in line order */
-    run_str(&r, "M=\"x\n\\q\n$NOPE\n$(id)\"\n");
-    CHECK(r.rc == 0);
-    CHECK(r.w.n == 3);
-    if (r.w.n == 3) {
-        CHECK(starts_with(r.w.msg[0], "t.env:2: M: "));
-        CHECK(starts_with(r.w.msg[1], "t.env:3: M: "));
-        CHECK(starts_with(r.w.msg[2], "t.env:4: M: "));
-    }
-    run_free(&r);
-
-    /* at most 16 warnings per statement, then one line saying how many more */
-    {
-        char text[300] = "X=\"";
-        for (int i = 0; i < 40; i++)
-            strcat(text, "$NOPE");
-        strcat(text, "\"\n");
-        run_str(&r, text);
-        CHECK(r.rc == 0);
-        CHECK(r.w.n == 17);
-        if (r.w.n == 17)
-            CHECK_STR_CONTAINS(r.w.msg[16], "24 more warnings");
-        run_free(&r);
-    }
-
-    /* lines and columns stay right after many multi-line values, backwards and forwards */
-    run_str(&r, "A=\"x\ny\"\nB=\"1\n2\\q\"\nC=\"z\" D=\"w\\q\"\nE=\"open\n");
-    CHECK(r.rc == -EINVAL);
-    CHECK_MSG(starts_with(r.err.msg, "t.env:6:3: "), "%s", r.err.msg);
-    CHECK(r.w.n == 2);
-    if (r.w.n == 2) {
-        CHECK_MSG(starts_with(r.w.msg[0], "t.env:4: B: unknown escape at column 2"), "%s",
-                  r.w.msg[0]);
-        CHECK_MSG(starts_with(r.w.msg[1], "t.env:5: D: unknown escape at column 11"), "%s",
-                  r.w.msg[1]);
-    }
-    run_free(&r);
-
-    /* no warnings for ordinary files, and none without a callback */
-    run_str(&r, "A=1\nexport B='x $Y'\nC=\"${A}-2\" # note\n");
-    CHECK(r.rc == 0);
-    CHECK(r.w.n == 0);
-    CHECK_VALUE(r.set, "C", "1-2");
-    run_free(&r);
+    /* and none without a callback */
     {
         sfs_set *set = NULL;
         struct sfs_err err;

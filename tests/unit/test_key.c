@@ -9,54 +9,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "crypto/key.h"
 #include "crypto/secmem.h"
-
-static char dir[64];
-
-/* "DIR/name" in one of four rotating buffers: valid until the fourth call after. */
-static const char *path_in(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
-
-static void write_file(const char *path, const char *content, size_t len, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-    CHECK(fd >= 0);
-    if (fd < 0)
-        return;
-    CHECK(write(fd, content, len) == (ssize_t)len);
-    CHECK(fchmod(fd, mode) == 0);
-    close(fd);
-}
-
-static void rm_rf(const char *d)
-{
-    DIR *dp = opendir(d);
-    struct dirent *de;
-    char p[512];
-
-    if (!dp)
-        return;
-    while ((de = readdir(dp))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", d, de->d_name);
-        if (de->d_type == DT_DIR)
-            rm_rf(p);
-        else
-            unlink(p);
-    }
-    closedir(dp);
-    rmdir(d);
-}
 
 /* Expects loading `path` to fail with a message naming the file and containing `want`. */
 static void expect_refused(const char *path, const char *want, int line)
@@ -82,7 +37,7 @@ static void test_generate_load(void)
     ssize_t n;
     int fd;
 
-    snprintf(p, sizeof p, "%s/master.key", dir);
+    snprintf(p, sizeof p, "%s/master.key", test_dir);
     umask(0);
     CHECK_MSG(sfs_key_generate(p, &err) == 0, "%s", err.msg);
     umask(022);
@@ -127,8 +82,8 @@ static void test_generate_refuses(void)
     char p[256], link[256];
     struct stat st;
 
-    snprintf(p, sizeof p, "%s/exists.key", dir);
-    snprintf(link, sizeof link, "%s/dangling.key", dir);
+    snprintf(p, sizeof p, "%s/exists.key", test_dir);
+    snprintf(link, sizeof link, "%s/dangling.key", test_dir);
     write_file(p, "precious\n", 9, 0600);
     CHECK(sfs_key_generate(p, &err) == -EEXIST);
     CHECK_STR_CONTAINS(err.msg, p);
@@ -269,16 +224,13 @@ int main(void)
 
     if (sfs_crypto_init() < 0)
         return 1;
-    snprintf(dir, sizeof dir, "/tmp/sfs-test-key.XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!test_dir_make("key"))
         return 1;
-    }
     test_generate_load();
     test_generate_refuses();
     test_from_bytes();
     test_load_refuses();
     rc = check_result();
-    rm_rf(dir);
+    rm_rf(test_dir);
     return rc;
 }

@@ -2,9 +2,9 @@
  *
  * Round trips, every single-bit flip and every truncation of a small store, wrong key,
  * unknown version and flags, malformed plaintexts sealed by an independent encoder written
- * from crypto/FORMAT.md (this file includes sodium.h for that alone), the golden version-1
- * store, atomic replace on disk, failed writes, the writer lock, and error messages that
- * never carry a value.
+ * from the README's "Store file (version 1)" section, not from store/format.c (this file
+ * includes sodium.h for that alone), the golden version-1 store, atomic replace on disk,
+ * failed writes, the writer lock, and error messages that never carry a value.
  *
  * Golden files (tests/data/golden.key, tests/data/golden.store) were made once, with a
  * throwaway program linked against this tree's crypto/ and secrets/ libraries, that did:
@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "crypto/key.h"
 #include "crypto/secmem.h"
 #include "store/store.h"
@@ -40,42 +41,6 @@
 #define CANARY "CANARY-7f3a9c1e-must-never-appear"
 #define HDR 68
 #define MIN_STORE 84
-
-static char dir[64];
-
-/* "DIR/name" in one of four rotating buffers: valid until the fourth call after. */
-static const char *path_in(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
-
-static void rm_rf(const char *d)
-{
-    DIR *dp = opendir(d);
-    struct dirent *de;
-    char p[512];
-
-    if (!dp)
-        return;
-    while ((de = readdir(dp))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", d, de->d_name);
-        if (de->d_type == DT_DIR) {
-            chmod(p, 0700);
-            rm_rf(p);
-        } else {
-            unlink(p);
-        }
-    }
-    closedir(dp);
-    rmdir(d);
-}
 
 /* Number of entries in directory `d` other than . and .. */
 static int dir_entries(const char *d)
@@ -109,18 +74,6 @@ static unsigned char *read_file(const char *path, size_t *len)
     }
     fclose(f);
     return buf;
-}
-
-static void write_file(const char *path, const void *buf, size_t len, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-
-    CHECK(fd >= 0);
-    if (fd < 0)
-        return;
-    CHECK(write(fd, buf, len) == (ssize_t)len);
-    CHECK(fchmod(fd, mode) == 0);
-    close(fd);
 }
 
 static sfs_key *test_key(unsigned char seed)
@@ -184,7 +137,7 @@ static int decode_copy(const unsigned char *img, size_t len, const sfs_key *key,
     return rc;
 }
 
-/* ---- an independent encoder, written from crypto/FORMAT.md ---- */
+/* ---- an independent encoder, written from README "Store file (version 1)" ---- */
 
 static void le16(unsigned char *p, uint16_t v)
 {
@@ -767,7 +720,7 @@ static void test_golden(void)
     size_t klen, len;
     uint64_t total = 0;
 
-    snprintf(key_copy, sizeof key_copy, "%s/golden.key", dir);
+    snprintf(key_copy, sizeof key_copy, "%s/golden.key", test_dir);
 
     CHECK_MSG(src != NULL, "SFS_TEST_SRC is not set");
     if (!src)
@@ -832,8 +785,8 @@ static void test_files(void)
     struct stat st;
     mode_t old;
 
-    snprintf(store, sizeof store, "%s/files/secrets.store", dir);
-    snprintf(sub, sizeof sub, "%s/files", dir);
+    snprintf(store, sizeof store, "%s/files/secrets.store", test_dir);
+    snprintf(sub, sizeof sub, "%s/files", test_dir);
     CHECK(mkdir(sub, 0755) == 0);
     CHECK(sfs_store_read_file(store, key, &back, &err) == -ENOENT);
     CHECK_STR_CONTAINS(err.msg, store);
@@ -935,8 +888,8 @@ static void test_write_failures(void)
     char store[256], sub[256], name[300];
     int rc;
 
-    snprintf(store, sizeof store, "%s/wf/s.store", dir);
-    snprintf(sub, sizeof sub, "%s/wf", dir);
+    snprintf(store, sizeof store, "%s/wf/s.store", test_dir);
+    snprintf(sub, sizeof sub, "%s/wf", test_dir);
     CHECK(mkdir(sub, 0755) == 0);
     CHECK_MSG(sfs_store_write_file(store, key, set, &err) == 0, "%s", err.msg);
     before = read_file(store, &before_len);
@@ -1022,7 +975,7 @@ static void test_lock(void)
     int probe;
     mode_t old;
 
-    snprintf(store, sizeof store, "%s/lk.store", dir);
+    snprintf(store, sizeof store, "%s/lk.store", test_dir);
     snprintf(lock_path, sizeof lock_path, "%s.lock", store);
     CHECK_MSG(sfs_store_open(store, &quick, &s, &err) == 0, "%s", err.msg);
     old = umask(0);
@@ -1069,12 +1022,9 @@ int main(void)
 
     if (sfs_crypto_init() < 0)
         return 1;
-    snprintf(dir, sizeof dir, "/tmp/sfs-test-store.XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (!test_dir_make("store"))
         return 1;
-    }
-    CHECK(chmod(dir, 0755) == 0);
+    CHECK(chmod(test_dir, 0755) == 0);
     test_round_trip();
     test_locations();
     test_encode_refuses();
@@ -1090,6 +1040,6 @@ int main(void)
     test_write_failures();
     test_lock();
     rc = check_result();
-    rm_rf(dir);
+    rm_rf(test_dir);
     return rc;
 }

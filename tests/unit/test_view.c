@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testutil.h"
 #include "secrets/names.h"
 #include "secrets/set.h"
 #include "secrets/view.h"
@@ -449,40 +449,6 @@ static void free_table(hostile *t, size_t n)
     free(t);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static bool write_file(const char *path, const void *p, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    const char *c = p;
-    bool ok = fd >= 0;
-
-    while (ok && n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        ok = w > 0;
-        if (ok) {
-            c += w;
-            n -= (size_t)w;
-        }
-    }
-    if (fd >= 0 && close(fd) != 0)
-        ok = false;
-    return ok;
-}
-
 /* Reads a whole file; NULL (errno set) if it cannot be opened. */
 static unsigned char *read_file(const char *path, size_t *len)
 {
@@ -642,7 +608,7 @@ static void test_shells(const char *tmp, const hostile *t, size_t n, const char 
     int shells_run = 0;
 
     pathf(script, sizeof script, "%s/dump.sh", tmp);
-    CHECK(write_file(script, text, strlen(text)));
+    write_file(script, text, strlen(text), 0600);
     free(text);
     for (s = 0; s < sizeof shells / sizeof shells[0]; s++) {
         const shell *sh = &shells[s];
@@ -776,11 +742,11 @@ static void test_hostile(void)
     }
     pathf(env_path, sizeof env_path, "%s/.env", tmp);
     pathf(json_path, sizeof json_path, "%s/.env.json", tmp);
-    CHECK(write_file(env_path, env, env_len));
-    CHECK(write_file(json_path, json, json_len));
+    write_file(env_path, env, env_len, 0600);
+    write_file(json_path, json, json_len, 0600);
     test_shells(tmp, t, n, env_path);
     test_json_python(tmp, t, n, json_path, (const unsigned char *)json, json_len);
-    rm_tree(tmp);
+    rm_rf(tmp);
 out:
     free(env);
     free(json);
