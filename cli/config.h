@@ -36,6 +36,8 @@ struct sfs_config {
     /* [store] */
     char *store_path;   /* NULL: not set in the file */
     char *key_file;
+    char *key_credential; /* a systemd credential name, read from $CREDENTIALS_DIRECTORY */
+    char *state_dir;      /* where the daemon remembers the store versions it served */
     size_t max_secret_size;
     size_t max_store_size;
     bool watch;

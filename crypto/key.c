@@ -271,8 +271,11 @@ static int mode_error(const char *path, mode_t mode, struct sfs_err *err)
 }
 
 /* Checks the opened file's type, owner and mode; returns 0 or -errno with err set. */
-static int check_stat(int fd, const char *path, off_t *size, struct sfs_err *err)
+static int check_stat(int fd, const char *path, unsigned flags, off_t *size,
+                      struct sfs_err *err)
 {
+    mode_t refused = flags & SFS_KEY_CREDENTIAL ? (S_IWGRP | S_IXGRP | S_IRWXO)
+                                                : (S_IRWXG | S_IRWXO);
     struct stat st;
 
     if (fstat(fd, &st) < 0)
@@ -285,14 +288,14 @@ static int check_stat(int fd, const char *path, off_t *size, struct sfs_err *err
         return sfs_err_set(err, -EPERM, "%s: is owned by uid %u, not by this user (uid %u) "
                            "or root, who could replace the key; chown it", path,
                            (unsigned)st.st_uid, (unsigned)geteuid());
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
-        return mode_error(path, st.st_mode, err);
+    if (st.st_mode & refused)
+        return mode_error(path, st.st_mode & (refused | S_IRWXU), err);
     *size = st.st_size;
     return 0;
 }
 
 /* Opens and checks `path`; returns the descriptor or -errno with err set. */
-static int open_checked(const char *path, off_t *size, struct sfs_err *err)
+static int open_checked(const char *path, unsigned flags, off_t *size, struct sfs_err *err)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     int rc;
@@ -307,7 +310,7 @@ static int open_checked(const char *path, off_t *size, struct sfs_err *err)
                                "(or create a key with `secretfs keygen`)", path);
         return sfs_err_set(err, rc, "%s: cannot open key file: %s", path, strerror(-rc));
     }
-    rc = check_stat(fd, path, size, err);
+    rc = check_stat(fd, path, flags, size, err);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -521,11 +524,11 @@ static int parse_file(const char *path, const char *buf, size_t len, sfs_key_unl
 }
 
 /* Reads the checked file into buf (FILE_MAX + 1 bytes); returns its length or -errno. */
-static ssize_t read_key_file(const char *path, char *buf, struct sfs_err *err)
+static ssize_t read_key_file(const char *path, unsigned flags, char *buf, struct sfs_err *err)
 {
     off_t size = 0;
     ssize_t n;
-    int fd = open_checked(path, &size, err);
+    int fd = open_checked(path, flags, &size, err);
 
     if (fd < 0)
         return fd;
@@ -544,7 +547,8 @@ static ssize_t read_key_file(const char *path, char *buf, struct sfs_err *err)
     return n;
 }
 
-int sfs_key_load_with(const char *path, sfs_key_unlock *u, sfs_key **out, struct sfs_err *err)
+int sfs_key_load_with(const char *path, sfs_key_unlock *u, unsigned flags, sfs_key **out,
+                      struct sfs_err *err)
 {
     char *buf = sodium_malloc(FILE_MAX + 1);
     unsigned char *raw = sodium_malloc(RAW_MAX);
@@ -558,7 +562,7 @@ int sfs_key_load_with(const char *path, sfs_key_unlock *u, sfs_key **out, struct
         rc = sfs_err_set(err, -ENOMEM, "%s: out of secure memory for the key", path);
         goto out_free;
     }
-    len = read_key_file(path, buf, err);
+    len = read_key_file(path, flags, buf, err);
     rc = len < 0 ? (int)len : parse_file(path, buf, (size_t)len, u, raw, &n, &kdf, err);
     if (rc < 0)
         goto out_free;
@@ -583,7 +587,7 @@ sfs_key *sfs_key_load(const char *path, struct sfs_err *err)
 {
     sfs_key *ring = NULL;
 
-    if (sfs_key_load_with(path, NULL, &ring, err) < 0)
+    if (sfs_key_load_with(path, NULL, 0, &ring, err) < 0)
         return NULL;
     return ring;
 }

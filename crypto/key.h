@@ -105,8 +105,17 @@ void sfs_key_unlock_free(sfs_key_unlock *u);
  * or: -EBADMSG "wrong passphrase" (a passphrase that does not unlock the file; or the file
  * was altered), -ENOKEY (protected, and no way to ask), -EPERM/-EINVAL/-ENOENT/... as
  * sfs_key_load says. */
-int sfs_key_load_with(const char *path, sfs_key_unlock *u, sfs_key **out, struct sfs_err *err)
-    __attribute__((warn_unused_result));
+int sfs_key_load_with(const char *path, sfs_key_unlock *u, unsigned flags, sfs_key **out,
+                      struct sfs_err *err) __attribute__((warn_unused_result));
+
+/* sfs_key_load_with flags. */
+enum {
+    /* `path` is a systemd credential ($CREDENTIALS_DIRECTORY, a read-only directory systemd
+     * fills at service start): as well as mode 0400, accept the group read bit, which is
+     * how `ls` shows the ACL entry systemd adds for a service's User= (the file stays owned
+     * by root, unwritable, and never readable by others). */
+    SFS_KEY_CREDENTIAL = 1,
+};
 
 /* Whether `path` looks like a passphrase-protected key file (no checks; false if unreadable). */
 bool sfs_key_file_protected(const char *path);

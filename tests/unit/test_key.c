@@ -323,7 +323,7 @@ static void test_ring(void)
     /* save and load back: same keys, same order, mode 0600 */
     CHECK_MSG(promoted && sfs_key_save(path_in("ring.key"), promoted, NULL, &err) == 0, "%s",
               err.msg);
-    CHECK_MSG(sfs_key_load_with(path_in("ring.key"), NULL, &back, &err) == 0, "%s", err.msg);
+    CHECK_MSG(sfs_key_load_with(path_in("ring.key"), NULL, 0, &back, &err) == 0, "%s", err.msg);
     CHECK(back && promoted && sfs_key_count(back) == 4);
     for (size_t i = 0; back && promoted && i < 4; i++)
         CHECK(memcmp(sfs_key_bytes(sfs_key_at(back, i)), sfs_key_bytes(sfs_key_at(promoted, i)),
@@ -454,16 +454,16 @@ static void test_passphrase(void)
     CHECK(memmem(content, len, right.pass, strlen(right.pass)) == NULL);
 
     /* the same unlock object does not ask again (the daemon's reloads) */
-    CHECK_MSG(sfs_key_load_with(p, u, &a, &err) == 0, "%s", err.msg);
+    CHECK_MSG(sfs_key_load_with(p, u, 0, &a, &err) == 0, "%s", err.msg);
     CHECK(right.calls == 1 && a && sfs_key_protected(a) && sfs_key_count(a) == 1);
 
     /* a wrong passphrase: its own message, not a wrong key's */
-    CHECK(sfs_key_load_with(p, w, &b, &err) == -EBADMSG && b == NULL);
+    CHECK(sfs_key_load_with(p, w, 0, &b, &err) == -EBADMSG && b == NULL);
     CHECK_STR_CONTAINS(err.msg, p);
     CHECK_STR_CONTAINS(err.msg, "wrong passphrase");
     CHECK(strstr(err.msg, "different key") == NULL);
     /* no way to ask */
-    CHECK(sfs_key_load_with(p, NULL, &b, &err) == -ENOKEY);
+    CHECK(sfs_key_load_with(p, NULL, 0, &b, &err) == -ENOKEY);
     CHECK_STR_CONTAINS(err.msg, "--passphrase-file");
     CHECK(sfs_key_load(p, &err) == NULL);
 
@@ -471,7 +471,7 @@ static void test_passphrase(void)
     grown = a ? sfs_key_ring_insert(a, 0) : NULL;
     CHECK_MSG(grown && sfs_key_save(p, grown, u, &err) == 0, "%s", err.msg);
     CHECK(file_bytes(p, again, sizeof again) > 0 && memcmp(again, content, 60) == 0);
-    CHECK_MSG(sfs_key_load_with(p, u, &b, &err) == 0, "%s", err.msg);
+    CHECK_MSG(sfs_key_load_with(p, u, 0, &b, &err) == 0, "%s", err.msg);
     CHECK(right.calls == 1 && b && sfs_key_count(b) == 2 && sfs_key_protected(b));
     CHECK(b && a && memcmp(sfs_key_bytes(sfs_key_at(b, 1)), sfs_key_bytes(a),
                            SFS_KEY_BYTES) == 0);
@@ -481,7 +481,7 @@ static void test_passphrase(void)
     sfs_key_unlock_free(u);
     right.calls = 0;
     u = sfs_key_unlock_new(ask, &right);
-    CHECK(sfs_key_load_with(p, u, &b, &err) == 0 && right.calls == 1);
+    CHECK(sfs_key_load_with(p, u, 0, &b, &err) == 0 && right.calls == 1);
     sfs_key_free(b);
     b = NULL;
 
@@ -491,7 +491,7 @@ static void test_passphrase(void)
         memcpy(again, content, len);
         again[i] ^= 0x04;
         write_file(path_in("pflip.key"), again, len, 0600);
-        CHECK_MSG(sfs_key_load_with(path_in("pflip.key"), u, &b, &err) < 0,
+        CHECK_MSG(sfs_key_load_with(path_in("pflip.key"), u, 0, &b, &err) < 0,
                   "flip at %zu loaded", i);
         sfs_key_free(b);
         b = NULL;
