@@ -75,6 +75,11 @@ sfs_passphrase_fn cli_passphrase_source(struct cli *cli, void **ctx);
  * into cli->key_file.  Prints the error; returns an exit code. */
 int cli_resolve_key_file(struct cli *cli, const char *picked);
 
+/* The daemon's state directory: --state-dir (`flag`), $SECRETFS_STATE_DIR, [store]
+ * state_dir (*explicit_dir true), else /var/lib/secretfs for root, $XDG_STATE_HOME/secretfs
+ * or ~/.local/state/secretfs (false); NULL when there is none. */
+const char *cli_state_dir(struct cli *cli, const char *flag, bool *explicit_dir);
+
 /* Opens the store handle for cli->store_path with the options the config and flags give
  * (store/store.h).  Prints the error; returns an exit code. */
 int cli_store_open(struct cli *cli, sfs_store **out);

@@ -75,6 +75,31 @@ int cli_resolve_key_file(struct cli *cli, const char *picked)
     return EXIT_OK;
 }
 
+const char *cli_state_dir(struct cli *cli, const char *flag, bool *explicit_dir)
+{
+    static char path[PATH_MAX];
+    const char *env = getenv("SECRETFS_STATE_DIR"), *xdg = getenv("XDG_STATE_HOME"),
+               *home = getenv("HOME");
+
+    *explicit_dir = true;
+    if (flag)
+        return flag;
+    if (env && *env)
+        return env;
+    if (cli->cfg.state_dir)
+        return cli->cfg.state_dir;
+    *explicit_dir = false;
+    if (geteuid() == 0)
+        return SFS_DEFAULT_STATE_DIR;
+    if (xdg && xdg[0] == '/')
+        snprintf(path, sizeof path, "%s/secretfs", xdg);
+    else if (home && home[0] == '/')
+        snprintf(path, sizeof path, "%s/.local/state/secretfs", home);
+    else
+        return NULL;
+    return path;
+}
+
 /* ---- the passphrase ---- */
 
 struct passphrase_source {
@@ -230,7 +255,7 @@ static void choose_source(struct cli *cli)
         else
             cli_warn(cli, "SECRETFS_PASSPHRASE_FD=%s is not an open descriptor; ignored", fd);
     }
-    if (!source.file && source.fd < 0)
+    if (!source.file && source.fd < 0 && cli->key_file && sfs_key_file_protected(cli->key_file))
         source.tty = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
 }
 
