@@ -28,7 +28,8 @@ static const char mount_help[] =
     "  --allow-rollback   serve a store older than that version (a restore from backup)\n"
     "  --only NAMES       serve only these names (comma separated)\n"
     "  -o OPTIONS         cache=kernel|none, uid=U, gid=G, mode=0400, allow_other,\n"
-    "                     noallow_other, watch, debug (log FUSE traffic), config=F;\n"
+    "                     noallow_other, watch, debug (log FUSE traffic), config=F,\n"
+    "                     rollback=allow (swapping between prepared stores on purpose);\n"
     "                     usual mount flags (rw, nosuid, nodev, ...) are accepted\n"
     "\n"
     "As a mount(8) helper: mount -t fuse.secretfs CONFIG MOUNTPOINT\n";
@@ -50,6 +51,7 @@ struct mount_args {
     bool no_invalidate;
     bool watch;
     bool allow_rollback;
+    bool rollback_allowed;  /* -o rollback=allow: never refuse an older store */
     const char *state_dir;
     int allow_other;      /* -1: from config or default */
     const char *cache;
@@ -102,6 +104,8 @@ static int parse_o(struct cli *cli, struct mount_args *a, char *list)
             a->watch = true;
         else if (strcmp(o, "debug_no_invalidate") == 0)
             a->no_invalidate = true;
+        else if (strcmp(o, "rollback=allow") == 0)
+            a->rollback_allowed = true;
         else if (!ignorable_mount_option(o)) {
             cli_error(cli, "unknown mount option '%s'", o);
             return -EINVAL;
@@ -185,7 +189,8 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
     o->key_is_credential = cli->key_is_credential;
     o->passphrase_fn = cli_passphrase_source(cli, &o->passphrase_ctx);
     o->state_dir = absolute(p, 4, cli_state_dir(cli, a->state_dir, &o->state_dir_required));
-    o->allow_rollback = a->allow_rollback;
+    o->allow_rollback = a->allow_rollback || a->rollback_allowed;
+    o->rollback_allowed = a->rollback_allowed;
     o->reserved_prefix = c->reserved_prefix ? c->reserved_prefix : SFS_DEFAULT_RESERVED_PREFIX;
     o->platform_file = absolute(p, 3, c->platform_file);
     o->uid = c->has_uid ? c->uid : getuid();

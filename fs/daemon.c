@@ -181,6 +181,8 @@ static int check_rollback(struct runtime *rt, bool first, uint64_t version,
 {
     const struct sfs_mount_opts *o = rt->d.opts;
 
+    if (o->rollback_allowed)
+        return 0;
     if (!first && version < rt->served_version)
         return sfs_err_set(err, -ESTALE, "store version %llu is older than the served version "
                            "%llu (rollback?)", (unsigned long long)version,

@@ -45,6 +45,7 @@ struct sfs_mount_opts {
     const char *state_dir;
     bool state_dir_required;
     bool allow_rollback;
+    bool rollback_allowed;         /* never refuse an older store, also at reload */
     const char *reserved_prefix;   /* "LIVEKIT_" */
     const char *const *platform_env; /* variable names read from the environment */
     size_t n_platform_env;

@@ -368,6 +368,18 @@ static int file_key_ids(sfs_store *s, unsigned char (*ids)[SFS_KEY_ID_BYTES], si
     return rc;
 }
 
+/* A write's set version: above the one it replaces, and at least the wall clock in
+ * microseconds, so a store built aside later (and renamed into place) is still newer. */
+static uint64_t next_version(uint64_t prev)
+{
+    struct timespec now;
+    uint64_t us = 0;
+
+    if (clock_gettime(CLOCK_REALTIME, &now) == 0 && now.tv_sec > 0)
+        us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+    return us > prev ? us : prev + 1;
+}
+
 static int file_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit, void *ctx,
                        struct sfs_err *err)
 {
@@ -391,7 +403,7 @@ static int file_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit,
         goto out;
     rc = edit(set, ctx, err);
     if (rc == 0)
-        rc = sfs_store_write_file_versioned(s->location, key, set, version + 1, err);
+        rc = sfs_store_write_file_versioned(s->location, key, set, next_version(version), err);
 out:
     sfs_set_free(set);
     close(lock_fd);

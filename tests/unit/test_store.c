@@ -1152,7 +1152,8 @@ static void test_versions_and_rings(void)
         CHECK_MSG(sfs_store_update(st, i == 2 ? fresh : ring, nop_edit, NULL, &err) == -
                   (i == 2 ? EKEYREJECTED : 0), "%d: %s", i, err.msg);
     CHECK_MSG(sfs_store_load_meta(st, ring, 0, &back, &meta, &err) == 0, "%s", err.msg);
-    CHECK(meta.has_version && meta.version == 2);
+    CHECK(meta.has_version && meta.version > 1700000000000000ull);   /* the clock, in us */
+    version = meta.version;
     sfs_set_free(back);
     back = NULL;
     CHECK(sfs_store_key_ids(st, ids, 4, &n, &err) == 0 && n == 1);
@@ -1163,7 +1164,8 @@ static void test_versions_and_rings(void)
     sfs_key_free(fresh);
     fresh = sfs_key_ring_insert(ring, 0);
     CHECK(sfs_store_update(st, fresh, nop_edit, NULL, &err) == 0);
-    CHECK(sfs_store_load_meta(st, fresh, 0, &back, &meta, &err) == 0 && meta.version == 3);
+    CHECK(sfs_store_load_meta(st, fresh, 0, &back, &meta, &err) == 0 &&
+          meta.version > version);
     sfs_set_free(back);
     back = NULL;
     CHECK(sfs_store_key_ids(st, ids, 4, &n, &err) == 0 && n == 1);
