@@ -84,9 +84,9 @@ int sfs_store_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set **o
 /* What travels with a loaded set besides its entries. */
 struct sfs_store_meta {
     uint64_t revision;     /* as sfs_store_load's *revision */
-    /* The set version sealed inside the set: every write makes it one higher than the set
-     * it replaced, so an older copy brought back has a lower one (the daemon's rollback
-     * check).  0 for sets from formats that carry none (file store version 1). */
+    /* The set version sealed inside the set: every write makes it higher than the set it
+     * replaced (file: max(wall clock in us, previous + 1)), so an older copy brought back
+     * has a lower one (the daemon's rollback check).  0 for sets from formats that carry none (file store version 1). */
     uint64_t version;
     bool has_version;      /* false: the format carries no version (treated as 0) */
 };
@@ -116,7 +116,7 @@ typedef int (*sfs_store_edit_fn)(sfs_set *set, void *ctx, struct sfs_err *err);
 /* Read-modify-write, atomic against every other writer: loads the current set (an empty
  * one if there is no store yet), applies `edit`, and replaces the store with the result,
  * sealed under `key`'s primary key (the current set is opened by whichever key of the ring
- * sealed it) with a set version one higher than the one it replaced.  The file backend holds its writer lock for the whole step (waiting at
+ * sealed it) with a set version higher than the one it replaced.  The file backend holds its writer lock for the whole step (waiting at
  * most lock_timeout_ms, saying after a second who waits for what); etcd compares the
  * revision it read and retries the edit on a conflict.  A failure leaves the store as it was
  * and err says so.  Returns 0, SFS_STORE_UNCHANGED, or -errno. */
