@@ -25,6 +25,7 @@ enum {
     OPT_CONFIG,
     OPT_HELP,
     OPT_RELOAD,
+    OPT_PASSPHRASE_FILE,
     OPT_FIRST_COMMAND_OPTION,
 };
 
@@ -32,7 +33,9 @@ enum {
     {"store", required_argument, NULL, OPT_STORE}, \
     {"key-file", required_argument, NULL, OPT_KEY_FILE}, \
     {"config", required_argument, NULL, OPT_CONFIG}, \
+    {"passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE}, \
     {"help", no_argument, NULL, 'h'}
+#define CLI_N_COMMON_OPTIONS 5
 
 struct cli {
     const char *prog;          /* "secretfs" */
@@ -43,6 +46,9 @@ struct cli {
     struct sfs_config cfg;     /* loaded by cli_load_config */
     const char *store_path;    /* resolved: flag, env, config, default */
     const char *key_file;
+    bool key_is_credential;    /* key_file is in $CREDENTIALS_DIRECTORY (systemd) */
+    const char *flag_passphrase_file; /* --passphrase-file, or NULL */
+    sfs_key_unlock *unlock;    /* made by cli_key_load on first use; freed by main */
     bool want_reload;          /* --reload[=MOUNTPOINT] on a command that changes the store */
     const char *reload_mount;  /* its argument, or NULL for the default mountpoint */
     unsigned lock_timeout_ms;  /* --lock-timeout, 0: the store's default */
@@ -54,6 +60,25 @@ bool cli_common_option(struct cli *cli, int opt, const char *arg);
 /* Loads the config file (flag, SECRETFS_CONFIG, default) and resolves store_path and
  * key_file.  Prints the error and returns EXIT_FAIL on failure, else EXIT_OK. */
 int cli_load_config(struct cli *cli);
+
+/* Loads the key ring from cli->key_file, asking for a passphrase if the file is protected
+ * (--passphrase-file, $SECRETFS_PASSPHRASE_FD, else the terminal; each asked once per
+ * process).  Prints the error; returns an exit code. */
+int cli_key_load(struct cli *cli, sfs_key **out);
+
+/* The passphrase source for the daemon: a callback and its context (valid for the
+ * process's lifetime), so the daemon can make its own sfs_key_unlock after forking.  For a
+ * terminal, /dev/tty is opened now (the daemon has none after setsid). */
+sfs_passphrase_fn cli_passphrase_source(struct cli *cli, void **ctx);
+
+/* Resolves "%credential/NAME" (and [store] key_credential) against $CREDENTIALS_DIRECTORY
+ * into cli->key_file.  Prints the error; returns an exit code. */
+int cli_resolve_key_file(struct cli *cli, const char *picked);
+
+/* The daemon's state directory: --state-dir (`flag`), $SECRETFS_STATE_DIR, [store]
+ * state_dir (*explicit_dir true), else /var/lib/secretfs for root, $XDG_STATE_HOME/secretfs
+ * or ~/.local/state/secretfs (false); NULL when there is none. */
+const char *cli_state_dir(struct cli *cli, const char *flag, bool *explicit_dir);
 
 /* Opens the store handle for cli->store_path with the options the config and flags give
  * (store/store.h).  Prints the error; returns an exit code. */
@@ -78,6 +103,7 @@ int cli_read_value_file(const char *path, size_t max, sfs_set *dst, const char *
 
 
 int cmd_keygen(struct cli *cli, int argc, char **argv);
+int cmd_rekey(struct cli *cli, int argc, char **argv);
 int cmd_update_secrets(struct cli *cli, int argc, char **argv);
 int cmd_set(struct cli *cli, int argc, char **argv);
 int cmd_rm(struct cli *cli, int argc, char **argv);

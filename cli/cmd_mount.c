@@ -23,10 +23,14 @@ static const char mount_help[] =
     "the daemon keeps running until SIGTERM/SIGINT or an unmount.  SIGHUP reloads.\n"
     "\n"
     "  -f, --foreground   stay in the foreground and log to stderr\n"
+    "  --state-dir DIR    where the highest store version served is kept (default\n"
+    "                     /var/lib/secretfs for root; env SECRETFS_STATE_DIR)\n"
+    "  --allow-rollback   serve a store older than that version (a restore from backup)\n"
     "  --only NAMES       serve only these names (comma separated)\n"
     "  -o OPTIONS         cache=kernel|none, uid=U, gid=G, mode=0400, allow_other,\n"
     "                     noallow_other, watch, debug (log FUSE traffic), config=F,\n"
     "                     audit=PATH|journal (record every open; implies cache=none);\n"
+    "                     rollback=allow (swapping between prepared stores on purpose);\n"
     "                     usual mount flags (rw, nosuid, nodev, ...) are accepted\n"
     "\n"
     "As a mount(8) helper: mount -t fuse.secretfs CONFIG MOUNTPOINT\n";
@@ -39,13 +43,17 @@ static const char reload_help[] =
     "served, 1 with the daemon's reason when the new store was rejected (the old secrets\n"
     "keep serving).\n";
 
-enum { OPT_ONLY = OPT_FIRST_COMMAND_OPTION + 20, OPT_TIMEOUT };
+enum { OPT_ONLY = OPT_FIRST_COMMAND_OPTION + 20, OPT_TIMEOUT, OPT_STATE_DIR,
+       OPT_ALLOW_ROLLBACK };
 
 struct mount_args {
     bool foreground;
     bool debug;
     bool no_invalidate;
     bool watch;
+    bool allow_rollback;
+    bool rollback_allowed;  /* -o rollback=allow: never refuse an older store */
+    const char *state_dir;
     int allow_other;      /* -1: from config or default */
     const char *cache;
     const char *only;
@@ -101,6 +109,8 @@ static int parse_o(struct cli *cli, struct mount_args *a, char *list)
             a->watch = true;
         else if (strcmp(o, "debug_no_invalidate") == 0)
             a->no_invalidate = true;
+        else if (strcmp(o, "rollback=allow") == 0)
+            a->rollback_allowed = true;
         else if (!ignorable_mount_option(o)) {
             cli_error(cli, "unknown mount option '%s'", o);
             return -EINVAL;
@@ -131,7 +141,7 @@ static int split_names(char *text, const char ***out, size_t *n)
 
 struct mount_plan {
     struct sfs_mount_opts o;
-    char *abs[4];             /* absolute copies of relative paths (the daemon runs in /) */
+    char *abs[5];             /* absolute copies of relative paths (the daemon runs in /) */
     char *only_text, *env_text;
     const char **only, **env;
     struct sfs_secret_perm *perms;
@@ -215,6 +225,11 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
     o->store = sfs_store_is_path(cli->store_path) ? absolute(p, 1, cli->store_path)
                                                   : cli->store_path;
     o->key_file = absolute(p, 2, cli->key_file);
+    o->key_is_credential = cli->key_is_credential;
+    o->passphrase_fn = cli_passphrase_source(cli, &o->passphrase_ctx);
+    o->state_dir = absolute(p, 4, cli_state_dir(cli, a->state_dir, &o->state_dir_required));
+    o->allow_rollback = a->allow_rollback || a->rollback_allowed;
+    o->rollback_allowed = a->rollback_allowed;
     o->reserved_prefix = c->reserved_prefix ? c->reserved_prefix : SFS_DEFAULT_RESERVED_PREFIX;
     o->platform_file = absolute(p, 3, c->platform_file);
     o->uid = c->has_uid ? c->uid : getuid();
@@ -323,6 +338,8 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
         CLI_COMMON_OPTIONS,
         {"foreground", no_argument, NULL, 'f'},
         {"only", required_argument, NULL, OPT_ONLY},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+        {"allow-rollback", no_argument, NULL, OPT_ALLOW_ROLLBACK},
         {NULL, 0, NULL, 0},
     };
     struct mount_args a = {.allow_other = -1};
@@ -338,6 +355,10 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
             a.foreground = true;
         else if (opt == OPT_ONLY)
             a.only = optarg;
+        else if (opt == OPT_STATE_DIR)
+            a.state_dir = optarg;
+        else if (opt == OPT_ALLOW_ROLLBACK)
+            a.allow_rollback = true;
         else if (opt == 'o') {
             if (parse_o(cli, &a, optarg) < 0)
                 return cli_usage(cli, mount_help, false);

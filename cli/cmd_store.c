@@ -1,5 +1,5 @@
-/* cli/cmd_store.c — the commands that manage the store: keygen, update-secrets, set, rm,
- * list, get.  Every change is read-modify-write under the store's writer lock, validated
+/* cli/cmd_store.c — the commands that manage the store: update-secrets, set, rm, list, get
+ * (keygen and rekey are in cli/cmd_keys.c).  Every change is read-modify-write under the store's writer lock, validated
  * whole before anything is written. */
 #include <errno.h>
 #include <libgen.h>
@@ -22,12 +22,6 @@
 #define RELOAD_HELP \
     "  --reload[=MOUNTPOINT]  then make the daemon serving MOUNTPOINT (default: [mount]\n" \
     "                         mountpoint, then " SFS_DEFAULT_MOUNTPOINT ") serve the change\n"
-
-static const char keygen_help[] =
-    "usage: secretfs keygen [--key-file PATH | PATH] [--config PATH]\n"
-    "\n"
-    "Write a new random 32-byte master key to PATH (default: the key file the other\n"
-    "commands use).  The file is created with mode 0600 and never overwritten.\n";
 
 static const char update_help[] =
     "usage: secretfs update-secrets [--secrets K=V]... [--secrets-file FILE]\n"
@@ -87,7 +81,7 @@ static int parse_options(struct cli *cli, int argc, char **argv, const struct op
                          size_t n_extra, const char *help, option_fn handle, void *ctx)
 {
     struct option opts[16] = {CLI_COMMON_OPTIONS};
-    size_t n_common = 4, i;
+    size_t n_common = CLI_N_COMMON_OPTIONS, i;
     int opt;
 
     for (i = 0; i < n_extra && n_common + i < 15; i++)
@@ -138,16 +132,25 @@ static int change_store(struct cli *cli, sfs_store_edit_fn edit, void *ctx)
 
     if (cli_store_open(cli, &store) != EXIT_OK)
         return EXIT_FAIL;
-    key = sfs_key_load(cli->key_file, &err);
-    if (!key) {
-        cli_error(cli, "%s", err.msg);
+    if (cli_key_load(cli, &key) != EXIT_OK)
         goto out;
-    }
     /* past RLIMIT_FSIZE, write() must fail with EFBIG (and the temp file go) rather than
      * SIGXFSZ kill us with no message */
     signal(SIGXFSZ, SIG_IGN);
-    if (sfs_store_update(store, key, edit, ctx, &err) < 0) {
+    rc = sfs_store_update(store, key, edit, ctx, &err);
+    if (rc == -EKEYREJECTED) {
+        /* `secretfs rekey` writes the key file before it reseals: read the key file again */
+        sfs_key_free(key);
+        key = NULL;
+        if (cli_key_load(cli, &key) != EXIT_OK) {
+            rc = EXIT_FAIL;
+            goto out;
+        }
+        rc = sfs_store_update(store, key, edit, ctx, &err);
+    }
+    if (rc < 0) {
         cli_error(cli, "%s", err.msg);
+        rc = EXIT_FAIL;
         goto out;
     }
     rc = maybe_reload(cli);
@@ -165,32 +168,6 @@ static int check_store_size(const struct cli *cli, const sfs_set *set, struct sf
     return sfs_err_set(err, -EFBIG, "the store would hold %zu bytes of values, over the "
                        "%zu-byte limit ([store] max_store_size); nothing was written",
                        sfs_set_value_bytes(set), cli->cfg.max_store_size);
-}
-
-/* ---- keygen ---- */
-
-int cmd_keygen(struct cli *cli, int argc, char **argv)
-{
-    struct sfs_err err;
-    const char *path;
-    int rc = parse_options(cli, argc, argv, NULL, 0, keygen_help, NULL, NULL);
-
-    if (rc >= 0)
-        return rc;
-    if (argc - optind > 1) {
-        cli_error(cli, "expected at most one PATH");
-        return cli_usage(cli, keygen_help, false);
-    }
-    if (cli_load_config(cli) != EXIT_OK)
-        return EXIT_FAIL;
-    path = optind < argc ? argv[optind] : cli->key_file;
-    if (sfs_mkdir_parents(path, &err) < 0 || sfs_key_generate(path, &err) < 0) {
-        cli_error(cli, "%s", err.msg);
-        return EXIT_FAIL;
-    }
-    printf("wrote a new key to %s (mode 0600); keep a copy somewhere safe: without it the "
-           "store cannot be read\n", path);
-    return EXIT_OK;
 }
 
 /* ---- update-secrets ---- */

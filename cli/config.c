@@ -160,6 +160,8 @@ void sfs_config_free(struct sfs_config *cfg)
     free(cfg->path);
     free(cfg->store_path);
     free(cfg->key_file);
+    free(cfg->key_credential);
+    free(cfg->state_dir);
     free(cfg->mountpoint);
     free(cfg->cache);
     free(cfg->audit);
@@ -274,12 +276,25 @@ static int handle_store(struct load_ctx *ctx, int line, const char *name, const 
 {
     struct sfs_config *cfg = ctx->cfg;
 
-    if ((strcmp(name, "path") == 0 || strcmp(name, "key_file") == 0) && !*value)
+    if ((strcmp(name, "path") == 0 || strcmp(name, "key_file") == 0 ||
+         strcmp(name, "key_credential") == 0 || strcmp(name, "state_dir") == 0) && !*value)
         return fail(ctx, line, "%s is empty; give a path or remove the line%s", name, "");
     if (strcmp(name, "path") == 0)
         return set_string(&cfg->store_path, value);
+    if (strcmp(name, "state_dir") == 0)
+        return set_string(&cfg->state_dir, value);
+    if ((strcmp(name, "key_file") == 0 && cfg->key_credential) ||
+        (strcmp(name, "key_credential") == 0 && cfg->key_file))
+        return fail(ctx, line, "key_file and key_credential both name the key; keep one%s%s",
+                    "", "");
     if (strcmp(name, "key_file") == 0)
         return set_string(&cfg->key_file, value);
+    if (strcmp(name, "key_credential") == 0) {
+        if (strchr(value, '/') || strcmp(value, ".") == 0 || strcmp(value, "..") == 0)
+            return fail(ctx, line, "key_credential '%s' is not a credential name (no '/'); "
+                        "give the name from LoadCredentialEncrypted=NAME:...%s", value, "");
+        return set_string(&cfg->key_credential, value);
+    }
     if (strcmp(name, "max_secret_size") == 0 || strcmp(name, "max_store_size") == 0) {
         size_t *slot = name[4] == 's' && name[5] == 'e' ? &cfg->max_secret_size
                                                         : &cfg->max_store_size;

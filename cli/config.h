@@ -16,6 +16,7 @@
 #define SFS_DEFAULT_CONFIG "/etc/secretfs/secretfs.ini"
 #define SFS_DEFAULT_STORE "/var/lib/secretfs/secrets.store"
 #define SFS_DEFAULT_KEY_FILE "/etc/secretfs/master.key"
+#define SFS_DEFAULT_STATE_DIR "/var/lib/secretfs"
 #define SFS_DEFAULT_MOUNTPOINT "/run/secrets"
 #define SFS_DEFAULT_PLATFORM_ENV "LIVEKIT_URL LIVEKIT_API_KEY LIVEKIT_API_SECRET"
 #define SFS_DEFAULT_MAX_SECRET (1u << 20)
@@ -36,6 +37,8 @@ struct sfs_config {
     /* [store] */
     char *store_path;   /* NULL: not set in the file */
     char *key_file;
+    char *key_credential; /* a systemd credential name, read from $CREDENTIALS_DIRECTORY */
+    char *state_dir;      /* where the daemon remembers the store versions it served */
     size_t max_secret_size;
     size_t max_store_size;
     bool watch;

@@ -20,7 +20,9 @@ static const char main_help[] =
     "Serve secrets as files from an encrypted store.\n"
     "\n"
     "Commands:\n"
-    "  keygen [PATH]        create a new master key file (mode 0600; never overwrites)\n"
+    "  keygen [PATH]        create a new master key file (mode 0600; never overwrites;\n"
+    "                       --passphrase protects it with a passphrase)\n"
+    "  rekey                rotate: a new key seals the store (--stage, --promote, --finish)\n"
     "  update-secrets       import secrets (--secrets K=V, --secrets-file F, --secret-mount P)\n"
     "  set NAME             store stdin's bytes (or --from-file F) as NAME\n"
     "  rm NAME...           remove secrets (all or nothing)\n"
@@ -39,6 +41,8 @@ static const char main_help[] =
     "                       default " SFS_DEFAULT_KEY_FILE ")\n"
     "  --config PATH        config file  (env SECRETFS_CONFIG,\n"
     "                       default " SFS_DEFAULT_CONFIG ")\n"
+    "  --passphrase-file F  the passphrase of a protected key file (else the descriptor\n"
+    "                       in SECRETFS_PASSPHRASE_FD, else the terminal; never argv)\n"
     "  A flag wins over the environment, which wins over the config file.\n"
     "\n"
     "  secretfs COMMAND --help   details of one command\n"
@@ -54,6 +58,7 @@ struct command {
 
 static const struct command commands[] = {
     {"keygen", cmd_keygen},
+    {"rekey", cmd_rekey},
     {"update-secrets", cmd_update_secrets},
     {"set", cmd_set},
     {"rm", cmd_rm},
@@ -113,6 +118,9 @@ bool cli_common_option(struct cli *cli, int opt, const char *arg)
     case OPT_CONFIG:
         cli->flag_config = arg;
         return true;
+    case OPT_PASSPHRASE_FILE:
+        cli->flag_passphrase_file = arg;
+        return true;
     default:
         return false;
     }
@@ -139,6 +147,7 @@ int cli_load_config(struct cli *cli)
                        : (env && *env) ? env
                                        : SFS_DEFAULT_CONFIG;
     bool explicit_path = cli->flag_config || (env && *env);
+    char credential[300];
     struct sfs_err err;
 
     if (sfs_config_load(path, explicit_path, &cli->cfg, &err) < 0) {
@@ -147,9 +156,12 @@ int cli_load_config(struct cli *cli)
     }
     cli->store_path = pick(cli->flag_store, "SECRETFS_STORE", cli->cfg.store_path,
                            SFS_DEFAULT_STORE);
-    cli->key_file = pick(cli->flag_key_file, "SECRETFS_KEY_FILE", cli->cfg.key_file,
-                         SFS_DEFAULT_KEY_FILE);
-    return EXIT_OK;
+    if (cli->cfg.key_credential)
+        snprintf(credential, sizeof credential, "%%credential/%s", cli->cfg.key_credential);
+    return cli_resolve_key_file(cli, pick(cli->flag_key_file, "SECRETFS_KEY_FILE",
+                                          cli->cfg.key_credential ? credential
+                                                                  : cli->cfg.key_file,
+                                          SFS_DEFAULT_KEY_FILE));
 }
 
 int cli_store_open(struct cli *cli, sfs_store **out)
@@ -177,13 +189,21 @@ int cli_open_store(struct cli *cli, bool missing_ok, sfs_key **key, sfs_set **se
     *key = NULL;
     if (cli_store_open(cli, &store) != EXIT_OK)
         return EXIT_FAIL;
-    *key = sfs_key_load(cli->key_file, &err);
-    if (!*key) {
-        cli_error(cli, "%s", err.msg);
+    if (cli_key_load(cli, key) != EXIT_OK) {
         sfs_store_close(store);
         return EXIT_FAIL;
     }
     rc = sfs_store_load(store, *key, SFS_LOAD_FRESH, set, NULL, &err);
+    if (rc == -EKEYREJECTED) {
+        /* `secretfs rekey` writes the key file before it reseals: read the key file again */
+        sfs_key_free(*key);
+        *key = NULL;
+        if (cli_key_load(cli, key) == EXIT_OK)
+            rc = sfs_store_load(store, *key, SFS_LOAD_FRESH, set, NULL, &err);
+        else
+            rc = sfs_err_set(&err, -EKEYREJECTED, "%s", "the key file changed and no longer "
+                             "loads");
+    }
     sfs_store_close(store);
     if (rc == -ENOENT && missing_ok) {
         *set = sfs_set_new(0);
@@ -275,12 +295,14 @@ int main(int argc, char **argv)
             cli.command = commands[i].name;
             rc = commands[i].run(&cli, argc - 1, argv + 1);
             sfs_config_free(&cli.cfg);
+            sfs_key_unlock_free(cli.unlock);
             return rc;
         }
     }
     if (argc >= 3 && argv[1][0] != '-' && argv[2][0] == '/') {
         rc = cmd_mount_helper(&cli, argc, argv);
         sfs_config_free(&cli.cfg);
+        sfs_key_unlock_free(cli.unlock);
         return rc;
     }
     fprintf(stderr, "secretfs: unknown command '%s'\nTry 'secretfs --help'.\n", argv[1]);

@@ -15,7 +15,6 @@
 
 #define SFS_AEAD_NONCE_BYTES 24
 #define SFS_AEAD_TAG_BYTES 16
-#define SFS_KEY_ID_BYTES 8
 
 /* Seals `len` bytes of `plain` with `nonce` and associated data `ad` (may be NULL when
  * ad_len is 0) into `out`, which holds len + SFS_AEAD_TAG_BYTES bytes (ciphertext, then the
@@ -33,8 +32,9 @@ int sfs_aead_open(const sfs_key *key, const unsigned char nonce[SFS_AEAD_NONCE_B
                   const void *ad, size_t ad_len, const unsigned char *sealed, size_t len,
                   unsigned char *plain) __attribute__((warn_unused_result));
 
-/* The key's public id: 8 bytes of BLAKE2b (personalised "secretfs-keyid-1") of the key.
- * Stored beside ciphertext so a wrong key is named as such, never tried. */
+/* The key's public id: 8 bytes of BLAKE2b (personalised "secretfs-keyid-1") of the key (a
+ * ring's primary key).  Stored beside ciphertext so the right key of a ring is found with
+ * sfs_key_by_id (crypto/key.h) and a wrong key is named as such, never tried. */
 void sfs_key_id(const sfs_key *key, unsigned char id[SFS_KEY_ID_BYTES]);
 
 /* BLAKE2b of `in` into `out_len` bytes (16..64), keyed when key_len > 0 (16..64 bytes). */

@@ -24,6 +24,7 @@
 #include "crypto/key.h"
 #include "crypto/secmem.h"
 #include "fs/notify.h"
+#include "fs/rollback.h"
 #include "fs/serve.h"
 #include "secrets/dotenv.h"
 #include "secrets/names.h"
@@ -43,6 +44,11 @@ struct runtime {
     bool control_started;
     pthread_t ready;         /* the readiness check: joined before the session is freed */
     bool ready_started;
+    sfs_key_unlock *unlock;  /* the passphrase-derived key, asked for once (secure memory) */
+    uint64_t served_version; /* the store version the current generation came from */
+    uint64_t loaded_version; /* of the set build_next loaded last */
+    char *state_path;        /* fs/rollback.h, or NULL */
+    uint64_t recorded;       /* what state_path holds */
 };
 
 /* ---- process hygiene ---- */
@@ -146,25 +152,84 @@ out:
     return rc;
 }
 
-/* Loads key, store and platform entries (`flags`: sfs_store_load's).  Nothing is kept on
- * failure. */
-static int load_sets(struct runtime *rt, unsigned flags, sfs_set **store, sfs_set **platform,
-                     struct sfs_err *err)
+/* Loads the key ring and the store under it.  A store naming a key the ring lacks makes it
+ * read the key file once more: `secretfs rekey` writes the key file before it reseals. */
+static int load_store(struct runtime *rt, unsigned flags, sfs_set **store, uint64_t *version,
+                      struct sfs_err *err)
 {
     const struct sfs_mount_opts *o = rt->d.opts;
-    sfs_key *key;
+    unsigned kflags = o->key_is_credential ? SFS_KEY_CREDENTIAL : 0;
+    struct sfs_store_meta meta;
+    sfs_key *key = NULL;
+    int rc, tries;
+
+    for (tries = 0; tries < 2; tries++) {
+        rc = sfs_key_load_with(o->key_file, rt->unlock, kflags, &key, err);
+        if (rc < 0)
+            return rc;
+        rc = sfs_store_load_meta(rt->store, key, flags, store, &meta, err);
+        if (rc == 0)
+            sfs_audit_set_key(rt->d.audit, key, rt->d.status.generation + 1);
+        sfs_key_free(key);
+        if (rc != -EKEYREJECTED)
+            break;
+    }
+    *version = meta.version;
+    return rc;
+}
+
+/* Refuses a set older than what this daemon serves, or (at start) than what this host has
+ * recorded, unless allow_rollback.  Returns 0 or -ESTALE with err set. */
+static int check_rollback(struct runtime *rt, bool first, uint64_t version,
+                          struct sfs_err *err)
+{
+    const struct sfs_mount_opts *o = rt->d.opts;
+
+    if (o->rollback_allowed)
+        return 0;
+    if (!first && version < rt->served_version)
+        return sfs_err_set(err, -ESTALE, "store version %llu is older than the served version "
+                           "%llu (rollback?)", (unsigned long long)version,
+                           (unsigned long long)rt->served_version);
+    if (first && version < rt->recorded && !o->allow_rollback)
+        return sfs_err_set(err, -ESTALE, "store version %llu is older than version %llu, which "
+                           "this host served before (%s): rollback? If you restored the store "
+                           "from a backup on purpose, mount once with --allow-rollback",
+                           (unsigned long long)version, (unsigned long long)rt->recorded,
+                           rt->state_path);
+    return 0;
+}
+
+/* Remembers that `version` is served, across restarts when it is the highest yet. */
+static void record_served(struct runtime *rt, bool first, uint64_t version)
+{
+    struct sfs_err err;
+
+    rt->served_version = version;
+    if (!rt->state_path || (version <= rt->recorded && !(first && version != rt->recorded)))
+        return;
+    if (sfs_rollback_write(rt->state_path, rt->d.opts->store, version, &err) < 0)
+        sfs_warn("cannot record the served store version: %s", err.msg);
+    else
+        rt->recorded = version;
+}
+
+/* Loads key, store and platform entries (`flags`: sfs_store_load's).  Nothing is kept on
+ * failure. */
+static int load_sets(struct runtime *rt, unsigned flags, bool first, sfs_set **store,
+                     sfs_set **platform, struct sfs_err *err)
+{
+    const struct sfs_mount_opts *o = rt->d.opts;
+    uint64_t version = 0;
     int rc;
 
     *store = *platform = NULL;
-    key = sfs_key_load(o->key_file, err);
-    if (!key)
-        return -EINVAL;
-    rc = sfs_store_load(rt->store, key, flags, store, NULL, err);
+    rc = load_store(rt, flags, store, &version, err);
     if (rc == 0)
-        sfs_audit_set_key(rt->d.audit, key, rt->d.status.generation + 1);
-    sfs_key_free(key);
+        rc = check_rollback(rt, first, version, err);
     if (rc < 0)
-        return rc;
+        goto fail;
+    rt->loaded_version = version;
     *platform = sfs_set_clone(rt->env_platform);
     if (!*platform) {
         rc = sfs_err_set(err, -ENOMEM, "out of memory");
@@ -254,12 +319,12 @@ static void invalidate_changes(struct daemon *d, const struct snapshot *old,
 
 /* Loads the sets and builds the next generation off to the side.  Returns 0 with *next,
  * or -errno with err saying why (nothing changes). */
-static int build_next(struct runtime *rt, unsigned flags, struct snapshot **next,
+static int build_next(struct runtime *rt, unsigned flags, bool first, struct snapshot **next,
                       struct sfs_err *err)
 {
     struct daemon *d = &rt->d;
     sfs_set *store, *platform;
-    int rc = load_sets(rt, flags, &store, &platform, err);
+    int rc = load_sets(rt, flags, first, &store, &platform, err);
 
     *next = NULL;
     if (rc < 0)
@@ -268,15 +333,41 @@ static int build_next(struct runtime *rt, unsigned flags, struct snapshot **next
     return *next ? 0 : sfs_err_set(err, -ENOMEM, "out of memory building the new generation");
 }
 
+/* Finds what this host served before (fs/rollback.h).  A state directory given explicitly
+ * must work; the default one is best effort (a warning). */
+static int open_state(struct runtime *rt, struct sfs_err *err)
+{
+    const struct sfs_mount_opts *o = rt->d.opts;
+    int rc;
+
+    if (!o->state_dir)
+        return 0;
+    rt->state_path = sfs_rollback_path(o->state_dir, o->store);
+    if (!rt->state_path)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    rc = sfs_rollback_read(rt->state_path, &rt->recorded, err);
+    if (rc == 0 || rc == -ENOENT)
+        return 0;
+    if (o->state_dir_required)
+        return rc;
+    sfs_warn("%s; rollback across restarts is not checked", err->msg);
+    free(rt->state_path);
+    rt->state_path = NULL;
+    return 0;
+}
+
 /* The first load, before mounting: nothing serves yet, so a failure is the caller's to
  * report (the mount does not happen).  Returns 0 or -errno with err set. */
 static int load_first(struct runtime *rt, struct sfs_err *err)
 {
     struct snapshot *first;
-    int rc = build_next(rt, SFS_LOAD_FRESH, &first, err);
+    int rc = open_state(rt, err);
 
+    if (rc == 0)
+        rc = build_next(rt, SFS_LOAD_FRESH, true, &first, err);
     if (rc < 0)
         return rc;
+    record_served(rt, true, rt->loaded_version);
     rt->d.current = first;
     set_status(&rt->d, first, "ok", false);
     sfs_audit_mounted(rt->d.audit, first);
@@ -350,11 +441,13 @@ static int reload(struct runtime *rt, unsigned flags)
     d->status.started++;
     pthread_mutex_unlock(&d->lock);
     sfs_notify_reloading();
-    rc = build_next(rt, flags, &next, &err);
-    if (rc < 0)
+    rc = build_next(rt, flags, false, &next, &err);
+    if (rc < 0) {
         reload_failed(d, &err);
-    else
+    } else {
+        record_served(rt, false, rt->loaded_version);
         publish(d, next);
+    }
     return rc;
 }
 
@@ -603,7 +696,8 @@ static int prepare(struct runtime *rt, struct sfs_err *err)
     rt->inodes = sfs_inodes_new();
     rt->env_platform = read_env_platform(o);
     rt->stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (!rt->inodes || !rt->env_platform || rt->stop_fd < 0)
+    rt->unlock = sfs_key_unlock_new(o->passphrase_fn, o->passphrase_ctx);
+    if (!rt->inodes || !rt->env_platform || rt->stop_fd < 0 || !rt->unlock)
         return sfs_err_set(err, -ENOMEM, "out of memory");
     rc = sfs_store_open(o->store, &o->store_opts, &rt->store, err);
     if (rc < 0)
@@ -732,6 +826,8 @@ static int run_daemon(const struct sfs_mount_opts *o, int ready_fd, struct sfs_e
         sfs_snap_unref(rt.d.current);
     sfs_set_free(rt.env_platform);
     sfs_inodes_free(rt.inodes);
+    sfs_key_unlock_free(rt.unlock);
+    free(rt.state_path);
     pthread_mutex_destroy(&rt.d.lock);
     return rc;
 }

@@ -34,6 +34,18 @@ struct sfs_mount_opts {
     const char *store;             /* a store location (store/store.h): path or etcd://... */
     struct sfs_store_options store_opts; /* incl. `watch` for the file backend */
     const char *key_file;
+    bool key_is_credential;        /* key_file is a systemd credential (crypto/key.h) */
+    /* asks for a protected key file's passphrase (NULL: cannot ask); the daemon keeps the
+     * key it derives in its own secure memory, so it asks once, at start */
+    sfs_passphrase_fn passphrase_fn;
+    void *passphrase_ctx;
+    /* rollback: where the highest served store version is kept (NULL: not kept across
+     * restarts); whether a failure to keep it stops the start; whether an older store than
+     * the recorded version is accepted (once: it becomes the recorded version) */
+    const char *state_dir;
+    bool state_dir_required;
+    bool allow_rollback;
+    bool rollback_allowed;         /* never refuse an older store, also at reload */
     const char *reserved_prefix;   /* "LIVEKIT_" */
     const char *const *platform_env; /* variable names read from the environment */
     size_t n_platform_env;

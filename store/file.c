@@ -19,15 +19,17 @@
 #include "util/fileio.h"
 #include "util/log.h"
 
-#define MAX_FILE ((size_t)(64 << 20) + 68 + 16)
+#define MAX_FILE ((size_t)(64 << 20) + 68 + 16 + 8)
 
-int sfs_store_read_file(const char *path, const sfs_key *key, sfs_set **out,
-                        struct sfs_err *err)
+/* Reads the whole file at `path` (a regular file, at most MAX_FILE bytes) into a malloc'd
+ * buffer (*out, *len; caller frees).  Returns 0 or -errno with err naming the file. */
+static int read_image(const char *path, unsigned char **out, size_t *len,
+                      struct sfs_err *err)
 {
     unsigned char *buf = NULL;
-    size_t len = 0, cap;
+    size_t got = 0, cap;
     struct stat st;
-    int fd, rc;
+    int fd, rc = 0;
 
     *out = NULL;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -38,14 +40,13 @@ int sfs_store_read_file(const char *path, const sfs_key *key, sfs_set **out,
         return sfs_err_set(err, rc, "%s: cannot open store: %s", path, strerror(-rc));
     }
     if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot stat store: %s", path, strerror(-rc));
+        rc = sfs_err_set(err, -errno, "%s: cannot stat store: %s", path, strerror(errno));
         goto out_close;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-        sfs_err_set(err, rc, "%s: is %s, not a store; check the store path", path,
-                    S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+        rc = sfs_err_set(err, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL,
+                         "%s: is %s, not a store; check the store path", path,
+                         S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
         goto out_close;
     }
     if ((uint64_t)st.st_size > MAX_FILE) {
@@ -61,30 +62,49 @@ int sfs_store_read_file(const char *path, const sfs_key *key, sfs_set **out,
         rc = sfs_err_set(err, -ENOMEM, "%s: out of memory reading the store", path);
         goto out_close;
     }
-    while (len < cap) {
-        ssize_t n = read(fd, buf + len, cap - len);
+    while (got < cap) {
+        ssize_t n = read(fd, buf + got, cap - got);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = -errno;
-            sfs_err_set(err, rc, "%s: cannot read store: %s", path, strerror(-rc));
-            goto out_free;
+            rc = sfs_err_set(err, -errno, "%s: cannot read store: %s", path, strerror(errno));
+            free(buf);
+            goto out_close;
         }
         if (n == 0)
             break;
-        len += (size_t)n;
+        got += (size_t)n;
     }
-    rc = sfs_store_decode(buf, len, key, out, err);
-    if (rc < 0)
-        sfs_err_prefix(err, "%s", path);
-
-out_free:
-    free(buf);
+    *out = buf;
+    *len = got;
 out_close:
     close(fd);
     return rc;
 }
 
+int sfs_store_read_file_versioned(const char *path, const sfs_key *ring, sfs_set **out,
+                                  uint64_t *version, struct sfs_err *err)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    rc = read_image(path, &buf, &len, err);
+    if (rc < 0)
+        return rc;
+    rc = sfs_store_decode_versioned(buf, len, ring, out, version, err);
+    if (rc < 0)
+        sfs_err_prefix(err, "%s", path);
+    free(buf);
+    return rc;
+}
+
+int sfs_store_read_file(const char *path, const sfs_key *key, sfs_set **out,
+                        struct sfs_err *err)
+{
+    return sfs_store_read_file_versioned(path, key, out, NULL, err);
+}
 
 /* What to do about a failed write to the store's directory: "; advice", or "". */
 static const char *write_advice(int rc)
@@ -125,6 +145,12 @@ static int say_unchanged(struct sfs_err *err, int rc, bool advise)
 int sfs_store_write_file(const char *link_path, const sfs_key *key, const sfs_set *set,
                          struct sfs_err *err)
 {
+    return sfs_store_write_file_versioned(link_path, key, set, 0, err);
+}
+
+int sfs_store_write_file_versioned(const char *link_path, const sfs_key *key,
+                                   const sfs_set *set, uint64_t version, struct sfs_err *err)
+{
     static const char suffix[] = ".tmp.XXXXXX";
     unsigned char *image = NULL;
     size_t image_len = 0;
@@ -135,7 +161,7 @@ int sfs_store_write_file(const char *link_path, const sfs_key *key, const sfs_se
     if (!path)
         return sfs_err_set(err, -errno, "%s: cannot resolve the symlink: %s", link_path,
                            strerror(errno));
-    rc = sfs_store_encode(set, key, &image, &image_len, err);
+    rc = sfs_store_encode_versioned(set, key, version, &image, &image_len, err);
     if (rc < 0) {
         sfs_err_prefix(err, "%s", path);
         say_unchanged(err, rc, false);
@@ -296,17 +322,62 @@ static void file_close(sfs_store *s)
     free(f);
 }
 
-static int file_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set **out,
-                     uint64_t *revision, struct sfs_err *err)
+static int file_load_meta(sfs_store *s, const sfs_key *ring, unsigned flags, sfs_set **out,
+                          struct sfs_store_meta *meta, struct sfs_err *err)
 {
-    int rc = sfs_store_read_file(s->location, key, out, err);
+    int rc = sfs_store_read_file_versioned(s->location, ring, out, &meta->version, err);
 
     (void)flags;
-    *revision = 0;
+    meta->revision = 0;
+    meta->has_version = true;   /* a version-1 store is version 0: older than any write */
     if (rc == -ENOENT)
         sfs_err_set(err, rc, "%s: no store there; create it with 'secretfs update-secrets'",
                     s->location);
     return rc;
+}
+
+static int file_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set **out,
+                     uint64_t *revision, struct sfs_err *err)
+{
+    struct sfs_store_meta meta = {0};
+    int rc = file_load_meta(s, key, flags, out, &meta, err);
+
+    *revision = meta.revision;
+    return rc;
+}
+
+static int file_key_ids(sfs_store *s, unsigned char (*ids)[SFS_KEY_ID_BYTES], size_t cap,
+                        size_t *n, struct sfs_err *err)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    int rc = read_image(s->location, &buf, &len, err);
+
+    *n = 0;
+    if (rc < 0)
+        return rc;
+    if (cap == 0)
+        rc = -ENOSPC;
+    else
+        rc = sfs_store_image_key_id(buf, len, ids[0], err);
+    if (rc == 0)
+        *n = 1;
+    else if (rc != -ENOSPC)
+        sfs_err_prefix(err, "%s", s->location);
+    free(buf);
+    return rc;
+}
+
+/* A write's set version: above the one it replaces, and at least the wall clock in
+ * microseconds, so a store built aside later (and renamed into place) is still newer. */
+static uint64_t next_version(uint64_t prev)
+{
+    struct timespec now;
+    uint64_t us = 0;
+
+    if (clock_gettime(CLOCK_REALTIME, &now) == 0 && now.tv_sec > 0)
+        us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+    return us > prev ? us : prev + 1;
 }
 
 static int file_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit, void *ctx,
@@ -315,6 +386,7 @@ static int file_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit,
     unsigned timeout = s->opts.lock_timeout_ms ? s->opts.lock_timeout_ms
                                                : DEFAULT_LOCK_TIMEOUT_MS;
     sfs_set *set = NULL;
+    uint64_t version = 0;
     int lock_fd = -1, rc;
 
     rc = sfs_mkdir_parents(s->location, err);
@@ -322,7 +394,7 @@ static int file_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit,
         rc = store_lock(s->location, timeout, &lock_fd, err);
     if (rc < 0)
         return rc;
-    rc = sfs_store_read_file(s->location, key, &set, err);
+    rc = sfs_store_read_file_versioned(s->location, key, &set, &version, err);
     if (rc == -ENOENT) {
         set = sfs_set_new(0);
         rc = set ? 0 : sfs_err_set(err, -ENOMEM, "out of memory");
@@ -331,7 +403,7 @@ static int file_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit,
         goto out;
     rc = edit(set, ctx, err);
     if (rc == 0)
-        rc = sfs_store_write_file(s->location, key, set, err);
+        rc = sfs_store_write_file_versioned(s->location, key, set, next_version(version), err);
 out:
     sfs_set_free(set);
     close(lock_fd);
@@ -431,6 +503,8 @@ const struct sfs_store_backend sfs_file_backend = {
     .close = file_close,
     .load = file_load,
     .update = file_update,
+    .load_meta = file_load_meta,
+    .key_ids = file_key_ids,
     .watch = file_watch,
     .watch_fd = file_watch_fd,
     .watch_due = file_watch_due,

@@ -14,8 +14,9 @@
 
 #include "secrets/names.h"
 
-/* Byte layout (the README's "Store file (version 1)" is the specification; keep the two in
- * step). */
+/* Byte layout (the README's "Store file (versions 1 and 2)" is the specification; keep the
+ * two in step).  Version 2 differs only in its plaintext, which starts with the set version;
+ * both are read, version 2 is written. */
 #define MAGIC "SFSSTORE"
 #define MAGIC_LEN 8
 #define OFF_VERSION 8
@@ -32,7 +33,9 @@
 #define MIN_LEN (HEADER_LEN + TAG_LEN)
 
 #define MAX_PLAINTEXT ((size_t)64 << 20)
-#define MAX_FILE (MIN_LEN + MAX_PLAINTEXT)
+/* Version 2's plaintext starts with the u64 set version; then version 1's plaintext. */
+#define SET_VERSION_LEN 8
+#define MAX_FILE (MIN_LEN + SET_VERSION_LEN + MAX_PLAINTEXT)
 
 /* Smallest encoded entry: u16 name_len, 1 name byte, u32 value_len, i64, i64. */
 #define ENTRY_MIN 23
@@ -127,8 +130,8 @@ static int plaintext_size(const sfs_set *set, size_t *out, struct sfs_err *err)
     return 0;
 }
 
-int sfs_store_encode(const sfs_set *set, const sfs_key *key, unsigned char **out,
-                     size_t *out_len, struct sfs_err *err)
+int sfs_store_encode_versioned(const sfs_set *set, const sfs_key *key, uint64_t version,
+                               unsigned char **out, size_t *out_len, struct sfs_err *err)
 {
     unsigned char *plain = NULL, *image = NULL, *p;
     size_t plain_len = 0, image_len, n = sfs_set_count(set);
@@ -138,6 +141,7 @@ int sfs_store_encode(const sfs_set *set, const sfs_key *key, unsigned char **out
     rc = plaintext_size(set, &plain_len, err);
     if (rc < 0)
         return rc;
+    plain_len += SET_VERSION_LEN;
     image_len = HEADER_LEN + plain_len + TAG_LEN;
     scratch = sfs_arena_new(plain_len);
     plain = scratch ? sfs_arena_alloc(scratch, plain_len ? plain_len : 1) : NULL;
@@ -149,6 +153,8 @@ int sfs_store_encode(const sfs_set *set, const sfs_key *key, unsigned char **out
     }
 
     p = plain;
+    put_u64(p, version);
+    p += SET_VERSION_LEN;
     put_u32(p, (uint32_t)n);
     p += 4;
     for (size_t i = 0; i < n; i++) {
@@ -186,6 +192,12 @@ out_free:
     free(image);
     sfs_arena_free(scratch);
     return rc;
+}
+
+int sfs_store_encode(const sfs_set *set, const sfs_key *key, unsigned char **out,
+                     size_t *out_len, struct sfs_err *err)
+{
+    return sfs_store_encode_versioned(set, key, 0, out, out_len, err);
 }
 
 /* Checks the framing of every entry and sums the arena space the set will need, so the
@@ -310,9 +322,10 @@ static int header_check(const unsigned char *b, size_t len, struct sfs_err *err)
     if (len < OFF_FLAGS)
         goto out_short;
     version = get_u16(b + OFF_VERSION);
-    if (version != SFS_STORE_VERSION)
+    if (version != 1 && version != SFS_STORE_VERSION)
         return sfs_err_set(err, -EPROTONOSUPPORT, "store format version %u; this secretfs "
-                           "reads version %d; upgrade secretfs", version, SFS_STORE_VERSION);
+                           "reads versions 1 and %d; upgrade secretfs", version,
+                           SFS_STORE_VERSION);
     if (len < HEADER_LEN)
         goto out_short;
     header_checksum(b, sum);
@@ -342,28 +355,68 @@ out_short:
                        "least %d; restore the store from a backup", len, MIN_LEN);
 }
 
-int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **out,
-                     struct sfs_err *err)
+/* "id, id, ..." of the keys in `ring`, for a message. */
+static void ring_ids(const sfs_key *ring, char *out, size_t cap)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < sfs_key_count(ring) && len + 2 * KEY_ID_LEN + 3 < cap; i++) {
+        unsigned char id[KEY_ID_LEN];
+        sfs_key_id(sfs_key_at(ring, i), id);
+        if (i)
+            len += (size_t)snprintf(out + len, cap - len, ", ");
+        hex(id, KEY_ID_LEN, out + len);
+        len += 2 * KEY_ID_LEN;
+    }
+}
+
+/* The key of `ring` that sealed the image with header `b`, or NULL with err set. */
+static const sfs_key *sealing_key(const unsigned char *b, const sfs_key *ring,
+                                  struct sfs_err *err)
+{
+    const sfs_key *key = sfs_key_by_id(ring, b + OFF_KEY_ID);
+    char want[2 * KEY_ID_LEN + 1], have[SFS_KEYRING_MAX * (2 * KEY_ID_LEN + 2) + 1];
+
+    if (key)
+        return key;
+    hex(b + OFF_KEY_ID, KEY_ID_LEN, want);
+    ring_ids(ring, have, sizeof have);
+    sfs_err_set(err, -EKEYREJECTED, "store was sealed with a different key (key id %s; this "
+                "key file holds %s %s); check --key-file", want,
+                sfs_key_count(ring) > 1 ? "ids" : "id", have);
+    return NULL;
+}
+
+int sfs_store_image_key_id(const void *buf, size_t len, unsigned char id[SFS_KEY_ID_BYTES],
+                           struct sfs_err *err)
+{
+    int rc = header_check(buf, len, err);
+
+    if (rc == 0)
+        memcpy(id, (const unsigned char *)buf + OFF_KEY_ID, KEY_ID_LEN);
+    return rc;
+}
+
+int sfs_store_decode_versioned(const void *buf, size_t len, const sfs_key *ring,
+                               sfs_set **out, uint64_t *version, struct sfs_err *err)
 {
     const unsigned char *b = buf;
-    unsigned char id[KEY_ID_LEN];
+    const sfs_key *key;
     unsigned char *plain = NULL;
     sfs_arena *scratch = NULL;
-    size_t plain_len;
+    size_t plain_len, skip;
     int rc;
 
     *out = NULL;
+    if (version)
+        *version = 0;
     rc = header_check(b, len, err);
     if (rc < 0)
         return rc;
-    sfs_key_id(key, id);
-    if (memcmp(id, b + OFF_KEY_ID, KEY_ID_LEN) != 0) {
-        char want[2 * KEY_ID_LEN + 1], have[2 * KEY_ID_LEN + 1];
-        hex(b + OFF_KEY_ID, KEY_ID_LEN, want);
-        hex(id, KEY_ID_LEN, have);
-        return sfs_err_set(err, -EKEYREJECTED, "store was sealed with a different key (key id "
-                           "%s; this key's id is %s); check --key-file", want, have);
-    }
+    key = sealing_key(b, ring, err);
+    if (!key)
+        return -EKEYREJECTED;
     plain_len = len - MIN_LEN;
     scratch = sfs_arena_new(plain_len);
     plain = scratch ? sfs_arena_alloc(scratch, plain_len ? plain_len : 1) : NULL;
@@ -378,9 +431,22 @@ int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **
                          "corrupted or was tampered with; restore it from a backup");
         goto out_free;
     }
-    rc = plaintext_decode(plain, plain_len, out, err);
+    skip = get_u16(b + OFF_VERSION) >= 2 ? SET_VERSION_LEN : 0;
+    if (plain_len < skip) {
+        rc = sfs_err_set(err, -EBADMSG, "store contents are malformed: no set version");
+        goto out_free;
+    }
+    if (skip && version)
+        *version = get_u64(plain);
+    rc = plaintext_decode(plain + skip, plain_len - skip, out, err);
 
 out_free:
     sfs_arena_free(scratch);
     return rc;
+}
+
+int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **out,
+                     struct sfs_err *err)
+{
+    return sfs_store_decode_versioned(buf, len, key, out, NULL, err);
 }

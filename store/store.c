@@ -104,6 +104,32 @@ int sfs_store_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set **o
     return rc;
 }
 
+int sfs_store_load_meta(sfs_store *s, const sfs_key *ring, unsigned flags, sfs_set **out,
+                        struct sfs_store_meta *meta, struct sfs_err *err)
+{
+    int rc;
+
+    *out = NULL;
+    memset(meta, 0, sizeof *meta);
+    if (s->be->load_meta)
+        rc = s->be->load_meta(s, ring, flags, out, meta, err);
+    else
+        rc = s->be->load(s, ring, flags, out, &meta->revision, err);
+    if (rc < 0)
+        memset(meta, 0, sizeof *meta);
+    return rc;
+}
+
+int sfs_store_key_ids(sfs_store *s, unsigned char (*ids)[SFS_KEY_ID_BYTES], size_t cap,
+                      size_t *n, struct sfs_err *err)
+{
+    *n = 0;
+    if (!s->be->key_ids)
+        return sfs_err_set(err, -ENOTSUP, "%s: the %s backend cannot list the keys its data "
+                           "is sealed with yet", s->location, s->be->kind);
+    return s->be->key_ids(s, ids, cap, n, err);
+}
+
 int sfs_store_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit, void *ctx,
                      struct sfs_err *err)
 {

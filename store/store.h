@@ -81,6 +81,31 @@ enum {
 int sfs_store_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set **out,
                    uint64_t *revision, struct sfs_err *err) __attribute__((warn_unused_result));
 
+/* What travels with a loaded set besides its entries. */
+struct sfs_store_meta {
+    uint64_t revision;     /* as sfs_store_load's *revision */
+    /* The set version sealed inside the set: every write makes it higher than the set it
+     * replaced (file: max(wall clock in us, previous + 1)), so an older copy brought back
+     * has a lower one (the daemon's rollback check).  0 for sets from formats that carry none (file store version 1). */
+    uint64_t version;
+    bool has_version;      /* false: the format carries no version (treated as 0) */
+};
+
+/* sfs_store_load, also returning the set's version (`ring`: a key ring, crypto/key.h; each
+ * sealed part is opened by the key its header names).  *meta is zeroed on failure.  A
+ * backend without versions reports has_version false. */
+int sfs_store_load_meta(sfs_store *s, const sfs_key *ring, unsigned flags, sfs_set **out,
+                        struct sfs_store_meta *meta, struct sfs_err *err)
+    __attribute__((warn_unused_result));
+
+/* The distinct ids of the keys the store's sealed data uses right now (file: the one in the
+ * store's header; etcd: every blob's and the commit record's), so `secretfs rekey --finish`
+ * can refuse to drop a key still in use.  Needs no key.  Writes at most `cap` ids to `ids`
+ * and sets *n to how many there are (more than cap: -ENOSPC).  Returns 0, -ENOENT (no store
+ * yet: *n = 0), -ENOTSUP (a backend that cannot tell yet), or -errno with err set. */
+int sfs_store_key_ids(sfs_store *s, unsigned char (*ids)[SFS_KEY_ID_BYTES], size_t cap,
+                      size_t *n, struct sfs_err *err) __attribute__((warn_unused_result));
+
 /* An edit of the current set, for sfs_store_update: changes `set` in place and returns 0
  * (write it), SFS_STORE_UNCHANGED (write nothing), or -errno with err set (abort, write
  * nothing).  It may be called more than once (a compare-and-swap that lost a race calls it
@@ -90,7 +115,8 @@ typedef int (*sfs_store_edit_fn)(sfs_set *set, void *ctx, struct sfs_err *err);
 
 /* Read-modify-write, atomic against every other writer: loads the current set (an empty
  * one if there is no store yet), applies `edit`, and replaces the store with the result,
- * sealed under `key`.  The file backend holds its writer lock for the whole step (waiting at
+ * sealed under `key`'s primary key (the current set is opened by whichever key of the ring
+ * sealed it) with a set version higher than the one it replaced.  The file backend holds its writer lock for the whole step (waiting at
  * most lock_timeout_ms, saying after a second who waits for what); etcd compares the
  * revision it read and retries the edit on a conflict.  A failure leaves the store as it was
  * and err says so.  Returns 0, SFS_STORE_UNCHANGED, or -errno. */
@@ -127,7 +153,8 @@ size_t sfs_store_status(const sfs_store *s, char *buf, size_t cap);
 
 /* ---- the sealed image (the file store's format, also etcd's local cache) ---- */
 
-#define SFS_STORE_VERSION 1
+/* The format version written; versions 1 (no set version) and 2 are read. */
+#define SFS_STORE_VERSION 2
 
 /* Decodes an in-memory store image; `buf` is only read.  Returns 0 with *out a new set
  * (caller frees with sfs_set_free), or a negative errno with *out NULL and err saying which
@@ -139,6 +166,17 @@ size_t sfs_store_status(const sfs_store *s, char *buf, size_t cap);
 int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **out,
                      struct sfs_err *err) __attribute__((warn_unused_result));
 
+/* sfs_store_decode, opening with the key of `ring` the header names, and setting *version
+ * (if not NULL) to the set version sealed inside (0 for a version-1 image). */
+int sfs_store_decode_versioned(const void *buf, size_t len, const sfs_key *ring,
+                               sfs_set **out, uint64_t *version, struct sfs_err *err)
+    __attribute__((warn_unused_result));
+
+/* Checks an image's header (no key needed) and copies the id of the key that sealed it.
+ * Returns 0 or the header's -EBADMSG / -EPROTONOSUPPORT with err set. */
+int sfs_store_image_key_id(const void *buf, size_t len, unsigned char id[SFS_KEY_ID_BYTES],
+                           struct sfs_err *err) __attribute__((warn_unused_result));
+
 /* Encodes `set` under `key` with a fresh random nonce.  On 0, *out is a malloc'd image of
  * *out_len bytes (ciphertext only; caller frees with free()).  The plaintext is built in
  * secure memory and wiped.  Returns 0, -ENOMEM, -EFBIG (more than 64 MiB of plaintext) or
@@ -146,14 +184,23 @@ int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **
 int sfs_store_encode(const sfs_set *set, const sfs_key *key, unsigned char **out,
                      size_t *out_len, struct sfs_err *err);
 
+/* sfs_store_encode with set version `version` sealed inside (sfs_store_encode: 0). */
+int sfs_store_encode_versioned(const sfs_set *set, const sfs_key *key, uint64_t version,
+                               unsigned char **out, size_t *out_len, struct sfs_err *err);
+
 /* Writes `set` as a sealed image to `path` atomically (temporary file in the same
  * directory, fsync, rename, directory fsync), mode 0600 for a new file.  The etcd backend's
  * local cache and `secretfs copy` to a file use it.  Returns 0 or -errno. */
 int sfs_store_write_file(const char *path, const sfs_key *key, const sfs_set *set,
                          struct sfs_err *err);
+int sfs_store_write_file_versioned(const char *path, const sfs_key *key, const sfs_set *set,
+                                   uint64_t version, struct sfs_err *err);
 
 /* Reads the sealed image at `path` (see sfs_store_decode).  -ENOENT if missing. */
 int sfs_store_read_file(const char *path, const sfs_key *key, sfs_set **out,
                         struct sfs_err *err) __attribute__((warn_unused_result));
+int sfs_store_read_file_versioned(const char *path, const sfs_key *ring, sfs_set **out,
+                                  uint64_t *version, struct sfs_err *err)
+    __attribute__((warn_unused_result));
 
 #endif

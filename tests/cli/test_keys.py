@@ -8,7 +8,7 @@ import sys
 
 from harness import CliSandbox, canary, check, run_all  # noqa: E402
 
-KEY_RE = re.compile(rb"secretfs-key-v1:[A-Za-z0-9+/]{43}=\n")
+KEY_RE = re.compile(rb"secretfs-key-v2\nkey:[A-Za-z0-9+/]{43}=\n")
 
 
 def mode_of(path):
@@ -24,10 +24,10 @@ def test_keygen_creates_private_key():
                   "umask %03o: key mode is %04o, not 0600" % (umask, mode_of(path)))
             with open(path, "rb") as f:
                 data = f.read()
-            check(KEY_RE.fullmatch(data), "the key file is not one secretfs-key-v1 line")
-            check(len(base64.b64decode(data[16:-1])) == 32, "the key is not 32 bytes")
+            check(KEY_RE.fullmatch(data), "the key file is not a one-key secretfs-key-v2 file")
+            check(len(base64.b64decode(data[20:-1])) == 32, "the key is not 32 bytes")
             check(path.encode() in p.stdout, "keygen does not say where it wrote the key")
-            check(data[16:-1] not in p.stdout + p.stderr, "keygen printed the key")
+            check(data[20:-1] not in p.stdout + p.stderr, "keygen printed the key")
         keys = set()
         for i in range(3):
             path = os.path.join(sb.dir, "r%d" % i)
@@ -75,9 +75,12 @@ def test_key_refusals():
     with CliSandbox() as sb:
         value = canary("key")
         sb.run(["set", "A"], input=value)
-        good = open(sb.key, "rb").read()
+        # the refusals of the one-key v1 format, which still loads (v2's are unit tests)
+        b64 = open(sb.key, "rb").read()[20:-1].decode()
+        good = b"secretfs-key-v1:" + b64.encode() + b"\n"
+        sb.write("master.key", good, 0o600)
+        check(sb.get("A") == value, "a v1 key file of the same key does not open the store")
         store_before = sb.store_bytes()
-        b64 = good[16:-1].decode()
 
         def refused(path, *needles):
             for args, inp in ((["list"], None), (["get", "A"], None), (["set", "B"], b"x"),

@@ -68,9 +68,9 @@ def test_truncation_and_bit_flips():
               len(messages))
         # an unknown version is its own error, saying what to do
         b = bytearray(good)
-        b[8] = 2
-        err = damaged(sb, bytes(b), "version 2")
-        check("version 2" in err and "upgrade" in err, "unknown version: %s" % err.strip())
+        b[8] = 3
+        err = damaged(sb, bytes(b), "version 3")
+        check("version 3" in err and "upgrade" in err, "unknown version: %s" % err.strip())
         # writers refuse a damaged store rather than replacing it with a fresh one
         for data in (good[:len(good) // 2], bytes(b), good[:-1] + bytes([good[-1] ^ 0x80])):
             with open(sb.store, "wb") as f:

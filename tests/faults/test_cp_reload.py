@@ -101,7 +101,7 @@ def reason(last):
 
 def run_mode(sb, stores, cache):
     reloadlib.install_store(sb, stores["A"])
-    opts = "cache=%s" % cache + (",watch" if cache == "kernel" else "")
+    opts = "cache=%s,rollback=allow" % cache + (",watch" if cache == "kernel" else "")
     mnt, pid = sb.mount(sb.mountpoint("mnt-" + cache), ["-o", opts])
     names = sorted("S%05d" % i for i in range(SECRETS))
     notify = fl.notify_path(mnt)

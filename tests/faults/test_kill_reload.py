@@ -58,7 +58,7 @@ def serves(mnt, gen, names, rnd):
 
 
 def mount(sb, mnt):
-    mnt, pid = sb.mount(mnt)
+    mnt, pid = sb.mount(mnt, ["-o", "rollback=allow"])
     return pid
 
 
@@ -126,7 +126,7 @@ def test_killed_mid_reload_then_restarted():
                     window *= 1.3
                 recent = []
             if not refused_dead:
-                p = sb.run(["mount", mnt], check_rc=False)
+                p = sb.run(["mount", "-o", "rollback=allow", mnt], check_rc=False)
                 fl.checked(p, "mount over a dead mount", 1, [mnt, "fusermount3 -u"])
                 refused_dead = True
             p = subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
@@ -163,7 +163,7 @@ def test_killed_mid_reload_then_restarted():
         for what, (data, needle) in bad.items():
             with open(sb.store, "wb") as f:   # in place, as a crash of a non-atomic writer
                 f.write(data)
-            p = sb.run(["mount", mnt], check_rc=False)
+            p = sb.run(["mount", "-o", "rollback=allow", mnt], check_rc=False)
             err = fl.checked(p, "mount of %s" % what, 1, [sb.store, needle])
             check(b"sum=" not in p.stderr and b"gen=" not in p.stderr,
                   "mount of %s: the message quotes a value" % what)

@@ -45,6 +45,8 @@ class Sandbox:
         for k in ("SECRETFS_STORE", "SECRETFS_KEY_FILE", "SECRETFS_CONFIG"):
             self.env.pop(k, None)
         self.env["SECRETFS_CONFIG"] = self.config
+        # the rollback high-water marks of this sandbox's daemons stay in the sandbox
+        self.env["SECRETFS_STATE_DIR"] = os.path.join(self.dir, "state")
         self.run(["keygen", self.key])
 
     def __enter__(self):

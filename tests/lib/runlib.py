@@ -205,19 +205,20 @@ def compare_env(got, want, what):
 # ---- sealing a store without the CLI (format: README "Store and key formats") ----
 
 def seal_store(store_path, key_path, entries):
-    """Writes a version-1 store holding {name: bytes} exactly, names unchecked."""
+    """Writes a version-2 store holding {name: bytes} exactly, names unchecked, with the
+    wall clock in microseconds as its set version (as the CLI writes: newer than before)."""
     with open(key_path) as f:
         key = base64.b64decode(f.read().strip().split(":", 1)[1])
     sodium = ctypes.CDLL("libsodium.so.23")
     check(sodium.sodium_init() >= 0, "libsodium did not initialize")
-    plain = struct.pack("<I", len(entries))
+    plain = struct.pack("<Q", time.time_ns() // 1000) + struct.pack("<I", len(entries))
     for name in sorted(entries, key=lambda n: n.encode()):
         value, nb = entries[name], name.encode()
         plain += struct.pack("<H", len(nb)) + nb + struct.pack("<I", len(value)) + value
         plain += struct.pack("<qq", 1700000000, 1700000000)
     nonce = os.urandom(24)
     keyid = hashlib.blake2b(key, digest_size=8, person=b"secretfs-keyid-1").digest()
-    head = b"SFSSTORE" + struct.pack("<HH", 1, 0) + keyid
+    head = b"SFSSTORE" + struct.pack("<HH", 2, 0) + keyid
     head += struct.pack("<Q", 68 + len(plain) + 16) + nonce
     head += hashlib.blake2b(head, digest_size=16).digest()
     out = ctypes.create_string_buffer(len(plain) + 16)

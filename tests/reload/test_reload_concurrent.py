@@ -30,7 +30,7 @@ def test():
             sb.run(["update-secrets", "--secrets-file", env, "--store", path])
             stores.append(path)
         install_store(sb, stores[0])
-        mnt, pid = sb.mount(opts=["-o", "cache=none"])
+        mnt, pid = sb.mount(opts=["-o", "cache=none,rollback=allow"])
         stop = threading.Event()
 
         def other_reloader():

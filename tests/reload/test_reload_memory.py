@@ -56,7 +56,7 @@ def run_mode(cache):
             make_store(sb, path, values(tag, width))
             stores.append(path)
         install_store(sb, stores[0])
-        mnt, pid = sb.mount(opts=["-o", "cache=%s" % cache])
+        mnt, pid = sb.mount(opts=["-o", "cache=%s,rollback=allow" % cache])
 
         def one(k):
             install_store(sb, stores[k % 2])

@@ -108,7 +108,7 @@ def run_mode(cache, kinds):
             stores[gen] = os.path.join(sb.dir, "prepared-%s.store" % gen)
             make_store(sb, stores[gen], values(gen))
         install_store(sb, stores["A"])
-        mnt, pid = sb.mount(opts=["-o", "cache=%s" % cache])
+        mnt, pid = sb.mount(opts=["-o", "cache=%s,rollback=allow" % cache])
         stop = os.path.join(sb.dir, "stop")
         children = []
         for n, kind in enumerate(kinds):

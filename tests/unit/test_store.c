@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "check.h"
+#include "crypto/aead.h"
 #include "testutil.h"
 #include "crypto/key.h"
 #include "crypto/secmem.h"
@@ -41,6 +42,7 @@
 #define CANARY "CANARY-7f3a9c1e-must-never-appear"
 #define HDR 68
 #define MIN_STORE 84
+#define SETVER 8 /* version 2: the u64 set version leads the plaintext */
 
 /* Number of entries in directory `d` other than . and .. */
 static int dir_entries(const char *d)
@@ -253,11 +255,11 @@ static void test_round_trip(void)
     CHECK(sfs_set_put(set, longname, "255", 3, 9, 9) == 0);
 
     if (encode(set, key, &img, &len) == 0) {
-        size_t want = MIN_STORE + 4;
+        size_t want = MIN_STORE + SETVER + 4;
         for (size_t i = 0; i < sfs_set_count(set); i++)
             want += 2 + strlen(sfs_set_at(set, i)->name) + 4 + sfs_set_at(set, i)->len + 16;
         CHECK_MSG(len == want, "%zu bytes, expected %zu", len, want);
-        CHECK(memcmp(img, "SFSSTORE\x01\x00\x00\x00", 12) == 0);
+        CHECK(memcmp(img, "SFSSTORE\x02\x00\x00\x00", 12) == 0);
         CHECK_MSG(sfs_store_decode(img, len, key, &back, &err) == 0, "%s", err.msg);
         CHECK(same_set(set, back));
         CHECK(back && sfs_set_count(back) == 2006);
@@ -277,7 +279,7 @@ static void test_round_trip(void)
     /* the empty set */
     sfs_set *empty = sfs_set_new(0);
     if (encode(empty, key, &img, &len) == 0) {
-        CHECK(len == MIN_STORE + 4);
+        CHECK(len == MIN_STORE + SETVER + 4);
         CHECK(sfs_store_decode(img, len, key, &back, &err) == 0);
         CHECK(back && sfs_set_count(back) == 0);
         sfs_set_free(back);
@@ -320,7 +322,7 @@ static void test_encode_refuses(void)
     CHECK(sfs_set_remove(set, "M63") == 0);
     CHECK(sfs_set_put(set, "M63", mib, (1 << 20) - 64 * 25 - 4, 1, 1) == 0);
     CHECK_MSG(sfs_store_encode(set, key, &img, &len, &err) == 0, "%s", err.msg);
-    CHECK(len == MIN_STORE + (64u << 20));
+    CHECK(len == MIN_STORE + SETVER + (64u << 20));
     free(img);
     CHECK(sfs_set_put(set, "M63", mib, (1 << 20) - 64 * 25 - 3, 1, 1) == 0);
     CHECK(sfs_store_encode(set, key, &img, &len, &err) == -EFBIG);
@@ -377,7 +379,7 @@ static void test_bit_flips(void)
             if (byte < 8) {
                 want = "not a secretfs store (bad magic)";
             } else if (byte < 10) {
-                want = "this secretfs reads version 1; upgrade secretfs";
+                want = "this secretfs reads versions 1 and 2; upgrade secretfs";
                 want_rc = -EPROTONOSUPPORT;
             } else if (byte < HDR) {
                 want = "store header is corrupted";
@@ -446,7 +448,7 @@ out:
 
 static void test_version_flags(void)
 {
-    static const uint16_t versions[] = {0, 2, 3, 0x100, 0xFFFF};
+    static const uint16_t versions[] = {0, 3, 4, 0x100, 0xFFFF};
     sfs_key *key = test_key(7), *other = test_key(8);
     sfs_set *set = small_set(), *back;
     struct sfs_err err;
@@ -463,14 +465,14 @@ static void test_version_flags(void)
          * the version is read before anything else can fail */
         CHECK(decode_copy(img, len, key, &back, &err) == -EPROTONOSUPPORT);
         CHECK_STR_CONTAINS(err.msg, want);
-        CHECK_STR_CONTAINS(err.msg, "this secretfs reads version 1; upgrade secretfs");
+        CHECK_STR_CONTAINS(err.msg, "this secretfs reads versions 1 and 2; upgrade secretfs");
         CHECK(decode_copy(img, len, other, &back, &err) == -EPROTONOSUPPORT);
         CHECK(decode_copy(img, 10, key, &back, &err) == -EPROTONOSUPPORT);
         spec_fix_checksum(img);
         CHECK(decode_copy(img, len, key, &back, &err) == -EPROTONOSUPPORT);
         CHECK_STR_CONTAINS(err.msg, want);
     }
-    le16(img + 8, 1);
+    le16(img + 8, 2);
     spec_fix_checksum(img);
     CHECK(decode_copy(img, len, key, &back, &err) == 0);
     sfs_set_free(back);
@@ -1016,6 +1018,122 @@ static void test_locations(void)
     sfs_store_close(s);
 }
 
+/* A ring of `n` test keys, seeds seed..seed+n-1, written as a v2 key file and loaded. */
+static sfs_key *test_ring(unsigned char seed, size_t n)
+{
+    char buf[1024], path[256];
+    size_t len = (size_t)sprintf(buf, "secretfs-key-v2\n");
+    struct sfs_err err = {{0}};
+    sfs_key *ring;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char raw[SFS_KEY_BYTES];
+        char b64[64];
+        memset(raw, seed + (int)i, sizeof raw);
+        CHECK(sfs_base64_encode(b64, sizeof b64, raw, sizeof raw) == 0);
+        len += (size_t)sprintf(buf + len, "key:%s\n", b64);
+    }
+    snprintf(path, sizeof path, "%s/ring-%u.key", test_dir, seed);
+    write_file(path, buf, len, 0600);
+    ring = sfs_key_load(path, &err);
+    CHECK_MSG(ring != NULL, "%s", err.msg);
+    return ring;
+}
+
+static int nop_edit(sfs_set *set, void *ctx, struct sfs_err *err)
+{
+    (void)set;
+    (void)ctx;
+    (void)err;
+    return 0;
+}
+
+/* Version 2 carries the set version; version 1 still reads (as 0); rings open by key id. */
+static void test_versions_and_rings(void)
+{
+    sfs_key *old = test_key(40), *ring = test_ring(40, 3), *fresh = test_ring(50, 2);
+    sfs_set *set = small_set(), *back = NULL;
+    struct sfs_err err = {{0}};
+    unsigned char *img = NULL, ids[4][SFS_KEY_ID_BYTES], id[SFS_KEY_ID_BYTES];
+    struct sfs_store_meta meta;
+    uint64_t version = 99;
+    char path[256];
+    sfs_store *st = NULL;
+    size_t len = 0, n = 0;
+    struct pt pt = {{0}, 0};
+
+    /* a hand-made version-1 image (old layout, no set version) opens, as version 0 */
+    pt_u32(&pt, 1);
+    pt_u16(&pt, 1);
+    pt_bytes(&pt, "A", 1);
+    pt_u32(&pt, 1);
+    pt_bytes(&pt, "x", 1);
+    pt_u64(&pt, 1);
+    pt_u64(&pt, 2);
+    img = spec_seal(pt.b, pt.n, old, 1, 0, &len);
+    CHECK_MSG(sfs_store_decode_versioned(img, len, ring, &back, &version, &err) == 0, "%s",
+              err.msg);
+    CHECK(version == 0 && back && sfs_set_count(back) == 1);
+    sfs_set_free(back);
+    back = NULL;
+    free(img);
+
+    /* version 2 round trip under an older key of the ring: opened by its id */
+    CHECK(sfs_store_encode_versioned(set, sfs_key_at(ring, 2), 0x0102030405060708ull, &img,
+                                     &len, &err) == 0);
+    CHECK(img && memcmp(img, "SFSSTORE\x02\x00", 10) == 0);
+    CHECK_MSG(sfs_store_decode_versioned(img, len, ring, &back, &version, &err) == 0, "%s",
+              err.msg);
+    CHECK(version == 0x0102030405060708ull && same_set(set, back));
+    sfs_set_free(back);
+    back = NULL;
+    CHECK(sfs_store_image_key_id(img, len, id, &err) == 0);
+    sfs_key_id(sfs_key_at(ring, 2), ids[0]);
+    CHECK(memcmp(id, ids[0], SFS_KEY_ID_BYTES) == 0);
+    /* a ring without that key: the message names the store's id and the ring's */
+    CHECK(sfs_store_decode_versioned(img, len, fresh, &back, &version, &err) == -EKEYREJECTED);
+    CHECK_STR_CONTAINS(err.msg, "sealed with a different key (key id ");
+    CHECK_STR_CONTAINS(err.msg, "this key file holds ids ");
+    CHECK(version == 0 && back == NULL);
+    free(img);
+
+    /* the file backend: writes bump the version; key ids come from the header */
+    snprintf(path, sizeof path, "%s/versions.store", test_dir);
+    CHECK(sfs_store_open(path, NULL, &st, &err) == 0);
+    CHECK(sfs_store_key_ids(st, ids, 4, &n, &err) == -ENOENT && n == 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_MSG(sfs_store_update(st, i == 2 ? fresh : ring, nop_edit, NULL, &err) == -
+                  (i == 2 ? EKEYREJECTED : 0), "%d: %s", i, err.msg);
+    CHECK_MSG(sfs_store_load_meta(st, ring, 0, &back, &meta, &err) == 0, "%s", err.msg);
+    CHECK(meta.has_version && meta.version > 1700000000000000ull);   /* the clock, in us */
+    version = meta.version;
+    sfs_set_free(back);
+    back = NULL;
+    CHECK(sfs_store_key_ids(st, ids, 4, &n, &err) == 0 && n == 1);
+    sfs_key_id(ring, id);
+    CHECK(memcmp(ids[0], id, SFS_KEY_ID_BYTES) == 0);
+    CHECK(sfs_store_key_ids(st, ids, 0, &n, &err) == -ENOSPC);
+    /* a fresh ring holding the store's key as its second reseals under its primary */
+    sfs_key_free(fresh);
+    fresh = sfs_key_ring_insert(ring, 0);
+    CHECK(sfs_store_update(st, fresh, nop_edit, NULL, &err) == 0);
+    CHECK(sfs_store_load_meta(st, fresh, 0, &back, &meta, &err) == 0 &&
+          meta.version > version);
+    sfs_set_free(back);
+    back = NULL;
+    CHECK(sfs_store_key_ids(st, ids, 4, &n, &err) == 0 && n == 1);
+    sfs_key_id(fresh, id);
+    CHECK(memcmp(ids[0], id, SFS_KEY_ID_BYTES) == 0);
+    CHECK(sfs_store_load_meta(st, ring, 0, &back, &meta, &err) == -EKEYREJECTED);
+    CHECK(meta.version == 0);
+    sfs_store_close(st);
+
+    sfs_set_free(set);
+    sfs_key_free(old);
+    sfs_key_free(ring);
+    sfs_key_free(fresh);
+}
+
 int main(void)
 {
     int rc;
@@ -1036,6 +1154,7 @@ int main(void)
     test_plaintext();
     test_large();
     test_golden();
+    test_versions_and_rings();
     test_files();
     test_write_failures();
     test_lock();
