@@ -7,6 +7,7 @@ PACKAGES="
   meson ninja-build pkg-config gcc
   libfuse3-dev fuse3 libsodium-dev libinih-dev libjansson-dev libsystemd-dev libmicrohttpd-dev
   python3 bash dash zsh busybox util-linux passwd procps valgrind strace
+  etcd-server etcd-client
 "
 
 missing=""

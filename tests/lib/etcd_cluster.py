@@ -365,8 +365,12 @@ class EtcdCluster:
         return self._tokens[key]
 
     def range(self, prefix, member=None, user=None, revision=None):
-        """{key: value} (bytes) of every key starting with `prefix`, and the revision."""
-        body = {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))}
+        """{key: value} (bytes) of every key starting with `prefix` (None: every key in
+        the cluster), and the revision."""
+        if prefix is None:
+            body = {"key": _b64(b"\0"), "range_end": _b64(b"\0")}
+        else:
+            body = {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix))}
         if revision:
             body["revision"] = str(revision)
         r = self._post("kv/range", body, member, user)
