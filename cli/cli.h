@@ -9,6 +9,7 @@
 #include "cli/config.h"
 #include "crypto/key.h"
 #include "secrets/set.h"
+#include "store/store.h"
 
 /* Exit codes, documented in `secretfs --help` and the README. */
 enum {
@@ -44,6 +45,7 @@ struct cli {
     const char *key_file;
     bool want_reload;          /* --reload[=MOUNTPOINT] on a command that changes the store */
     const char *reload_mount;  /* its argument, or NULL for the default mountpoint */
+    unsigned lock_timeout_ms;  /* --lock-timeout, 0: the store's default */
 };
 
 /* Handles --store/--key-file/--config; returns true if `opt` was one of them. */
@@ -52,6 +54,10 @@ bool cli_common_option(struct cli *cli, int opt, const char *arg);
 /* Loads the config file (flag, SECRETFS_CONFIG, default) and resolves store_path and
  * key_file.  Prints the error and returns EXIT_FAIL on failure, else EXIT_OK. */
 int cli_load_config(struct cli *cli);
+
+/* Opens the store handle for cli->store_path with the options the config and flags give
+ * (store/store.h).  Prints the error; returns an exit code. */
+int cli_store_open(struct cli *cli, sfs_store **out);
 
 /* Loads the key and reads the store.  A missing store is an empty set when
  * `missing_ok`, else an error saying how to create one.  Prints errors; returns an exit code. */
@@ -70,8 +76,6 @@ int cli_usage(const struct cli *cli, const char *text, bool asked);
 int cli_read_value_file(const char *path, size_t max, sfs_set *dst, const char *name,
                         int64_t now, struct sfs_err *err);
 
-/* Creates the parent directory of `path` (mode 0700) if it is missing. */
-int cli_make_parent(const char *path, struct sfs_err *err);
 
 int cmd_keygen(struct cli *cli, int argc, char **argv);
 int cmd_update_secrets(struct cli *cli, int argc, char **argv);

@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "fs/daemon.h"
+#include "fs/status.h"
 #include "secrets/names.h"
 
 static const char mount_help[] =
@@ -172,7 +173,8 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
                                                                  : SFS_DEFAULT_MOUNTPOINT;
     o->create_mountpoint = !a->mountpoint && !c->mountpoint;
     o->mountpoint = absolute(p, 0, o->mountpoint);
-    o->store_path = absolute(p, 1, cli->store_path);
+    o->store = sfs_store_is_path(cli->store_path) ? absolute(p, 1, cli->store_path)
+                                                  : cli->store_path;
     o->key_file = absolute(p, 2, cli->key_file);
     o->reserved_prefix = c->reserved_prefix ? c->reserved_prefix : SFS_DEFAULT_RESERVED_PREFIX;
     o->platform_file = absolute(p, 3, c->platform_file);
@@ -202,7 +204,8 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
     o->foreground = a->foreground;
     o->debug = a->debug;
     o->no_invalidate = a->no_invalidate;
-    o->watch = a->watch || c->watch;
+    o->store_opts.watch = a->watch || c->watch;
+    o->store_opts.lock_timeout_ms = cli->lock_timeout_ms;
 
     p->env_text = strdup(c->platform_env ? c->platform_env : SFS_DEFAULT_PLATFORM_ENV);
     if (!p->env_text || split_names(p->env_text, &p->env, &o->n_platform_env) < 0)
@@ -323,52 +326,15 @@ int cmd_mount_helper(struct cli *cli, int argc, char **argv)
 
 /* ---- reload ---- */
 
-struct status_view {
-    long pid;
-    unsigned long long generation, reloads, started;
-    char last_reload[SFS_ERR_MAX + 16];
-};
-
-static int read_status(const char *mountpoint, struct status_view *sv)
-{
-    char path[4096], buf[4096], *line, *save = NULL;
-    ssize_t n;
-    size_t len = 0;
-    int fd;
-
-    snprintf(path, sizeof path, "%s/.status", mountpoint);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    buf[len] = '\0';
-    memset(sv, 0, sizeof *sv);
-    for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (strncmp(line, "pid=", 4) == 0)
-            sv->pid = strtol(line + 4, NULL, 10);
-        else if (strncmp(line, "generation=", 11) == 0)
-            sv->generation = strtoull(line + 11, NULL, 10);
-        else if (strncmp(line, "reloads=", 8) == 0)
-            sv->reloads = strtoull(line + 8, NULL, 10);
-        else if (strncmp(line, "reloads_started=", 16) == 0)
-            sv->started = strtoull(line + 16, NULL, 10);
-        else if (strncmp(line, "last_reload=", 12) == 0)
-            snprintf(sv->last_reload, sizeof sv->last_reload, "%s", line + 12);
-    }
-    return sv->pid > 0 ? 0 : -EBADMSG;
-}
-
 /* The caller has already written the store.  Any reload that begins after .status is read
  * here loads that store, and the SIGHUP sent next makes sure one begins (SIGHUPs that arrive
  * during a reload coalesce into one more reload).  So: remember how many reloads had begun,
  * signal, and wait until that many plus one have finished; reloads run one at a time. */
 int cli_reload_mount(struct cli *cli, const char *mountpoint, double timeout)
 {
-    struct status_view before, after;
+    struct sfs_status before, after;
     struct timespec start, now, nap = {0, 10 * 1000 * 1000};
-    int rc = read_status(mountpoint, &before);
+    int rc = sfs_status_read(mountpoint, &before);
 
     if (rc < 0) {
         cli_error(cli, "%s/.status: %s; is a secretfs daemon serving %s?", mountpoint,
@@ -381,17 +347,18 @@ int cli_reload_mount(struct cli *cli, const char *mountpoint, double timeout)
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        if (read_status(mountpoint, &after) == 0 && after.reloads > before.started) {
+        if (sfs_status_read(mountpoint, &after) == 0 && after.reloads > before.started) {
             const char *why = after.last_reload;
 
             if (strcmp(why, "ok") == 0) {
-                printf("%s: reloaded, generation %llu\n", mountpoint, after.generation);
+                printf("%s: reloaded, generation %llu\n", mountpoint,
+                       (unsigned long long)after.generation);
                 return EXIT_OK;
             }
             if (strncmp(why, "error: ", 7) == 0)
                 why += 7;
             cli_error(cli, "reload failed; the daemon keeps serving generation %llu: %s",
-                      after.generation, why);
+                      (unsigned long long)after.generation, why);
             return EXIT_FAIL;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);

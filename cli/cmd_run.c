@@ -33,6 +33,7 @@
 
 #include "cli/cli.h"
 #include "crypto/secmem.h"
+#include "fs/status.h"
 #include "secrets/names.h"
 
 extern char **environ;
@@ -93,99 +94,27 @@ struct gen_key {
     unsigned long long seq, file_generation;
 };
 
-/* ---- reading .status and the generation file (no values in either) ---- */
-
-static ssize_t read_small(const char *path, char *buf, size_t cap)
-{
-    size_t len = 0;
-    ssize_t n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-    if (fd < 0)
-        return -errno;
-    while (len < cap - 1 && (n = read(fd, buf + len, cap - 1 - len)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break;
-        len += (size_t)n;
-    }
-    if (n < 0)
-        n = -errno;
-    close(fd);
-    buf[len] = '\0';
-    return n < 0 ? n : (ssize_t)len;
-}
-
-/* Calls fn(key, value) for each "key=value" line of buf (modified in place). */
-static void each_line(char *buf, void (*fn)(const char *k, const char *v, void *ctx), void *ctx)
-{
-    char *save = NULL, *line;
-
-    for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *eq = strchr(line, '=');
-        if (eq) {
-            *eq = '\0';
-            fn(line, eq + 1, ctx);
-        }
-    }
-}
-
-static void status_field(const char *k, const char *v, void *ctx)
-{
-    struct gen_key *key = ctx;
-
-    if (strcmp(k, "pid") == 0)
-        key->pid = strtol(v, NULL, 10);
-    else if (strcmp(k, "generation") == 0)
-        key->generation = strtoull(v, NULL, 10);
-    else if (strcmp(k, "notify") == 0)
-        snprintf(key->notify, sizeof key->notify, "%s", v);
-}
-
-struct notify_fields {
-    long pid;
-    unsigned long long generation, seq;
-    bool has_seq;
-};
-
-static void notify_field(const char *k, const char *v, void *ctx)
-{
-    struct notify_fields *f = ctx;
-
-    if (strcmp(k, "pid") == 0)
-        f->pid = strtol(v, NULL, 10);
-    else if (strcmp(k, "generation") == 0)
-        f->generation = strtoull(v, NULL, 10);
-    else if (strcmp(k, "seq") == 0) {
-        f->seq = strtoull(v, NULL, 10);
-        f->has_seq = true;
-    }
-}
+/* ---- reading .status and the generation file (fs/status.h; no values in either) ---- */
 
 /* Reads `mount`/.status and the generation file it names.  Returns 0 or -errno (-EBADMSG:
  * not a secretfs .status). */
 static int read_key(const char *mount, struct gen_key *key)
 {
-    char path[PATH_MAX], buf[4096];
-    struct notify_fields f = {0};
-    ssize_t n;
+    struct sfs_status st;
+    struct sfs_genfile g;
+    int rc;
 
     memset(key, 0, sizeof *key);
-    snprintf(path, sizeof path, "%s/.status", mount);
-    n = read_small(path, buf, sizeof buf);
-    if (n < 0)
-        return (int)n;
-    each_line(buf, status_field, key);
-    if (key->pid <= 0)
-        return -EBADMSG;
-    if (!key->notify[0] || read_small(key->notify, buf, sizeof buf) < 0)
-        return 0;
-    each_line(buf, notify_field, &f);
-    if (f.has_seq && f.pid == key->pid) {
+    rc = sfs_status_read(mount, &st);
+    if (rc < 0)
+        return rc;
+    key->pid = st.pid;
+    key->generation = st.generation;
+    snprintf(key->notify, sizeof key->notify, "%s", st.notify);
+    if (key->notify[0] && sfs_genfile_read(key->notify, &g) == 0 && g.pid == key->pid) {
         key->has_seq = true;
-        key->seq = f.seq;
-        key->file_generation = f.generation;
+        key->seq = g.seq;
+        key->file_generation = g.generation;
     }
     return 0;
 }

@@ -13,8 +13,8 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "util/fileio.h"
 #include "crypto/secmem.h"
-#include "crypto/store.h"
 #include "secrets/dotenv.h"
 #include "secrets/names.h"
 
@@ -127,52 +127,44 @@ static int maybe_reload(struct cli *cli)
     return EXIT_OK;
 }
 
-static int write_store(struct cli *cli, const sfs_key *key, const sfs_set *set)
+/* Applies `edit` to the store as one read-modify-write (store/store.h), then --reload.
+ * Prints the error; returns an exit code. */
+static int change_store(struct cli *cli, sfs_store_edit_fn edit, void *ctx)
 {
     struct sfs_err err;
+    sfs_store *store = NULL;
+    sfs_key *key = NULL;
+    int rc = EXIT_FAIL;
 
-    if (sfs_set_value_bytes(set) > cli->cfg.max_store_size) {
-        cli_error(cli, "the store would hold %zu bytes of values, over the %zu-byte limit "
-                  "([store] max_store_size); nothing was written",
-                  sfs_set_value_bytes(set), cli->cfg.max_store_size);
+    if (cli_store_open(cli, &store) != EXIT_OK)
         return EXIT_FAIL;
+    key = sfs_key_load(cli->key_file, &err);
+    if (!key) {
+        cli_error(cli, "%s", err.msg);
+        goto out;
     }
     /* past RLIMIT_FSIZE, write() must fail with EFBIG (and the temp file go) rather than
      * SIGXFSZ kill us with no message */
     signal(SIGXFSZ, SIG_IGN);
-    if (sfs_store_write(cli->store_path, key, set, &err) < 0) {
+    if (sfs_store_update(store, key, edit, ctx, &err) < 0) {
         cli_error(cli, "%s", err.msg);
-        return EXIT_FAIL;
+        goto out;
     }
-    return maybe_reload(cli);
-}
-
-/* Opens the store for a read-modify-write: lock, key, current set (empty if missing). */
-static int begin_change(struct cli *cli, int *lock_fd, sfs_key **key, sfs_set **set)
-{
-    struct sfs_err err;
-    int rc;
-
-    *lock_fd = -1;
-    if (cli_make_parent(cli->store_path, &err) < 0 ||
-        sfs_store_lock(cli->store_path, lock_fd, &err) < 0) {
-        cli_error(cli, "%s", err.msg);
-        return EXIT_FAIL;
-    }
-    rc = cli_open_store(cli, true, key, set);
-    if (rc != EXIT_OK) {
-        sfs_store_unlock(*lock_fd);
-        *lock_fd = -1;
-    }
+    rc = maybe_reload(cli);
+out:
+    sfs_key_free(key);
+    sfs_store_close(store);
     return rc;
 }
 
-static void end_change(int lock_fd, sfs_key *key, sfs_set *set)
+/* The store's size limit, checked on the set about to be written. */
+static int check_store_size(const struct cli *cli, const sfs_set *set, struct sfs_err *err)
 {
-    sfs_set_free(set);
-    sfs_key_free(key);
-    if (lock_fd >= 0)
-        sfs_store_unlock(lock_fd);
+    if (sfs_set_value_bytes(set) <= cli->cfg.max_store_size)
+        return 0;
+    return sfs_err_set(err, -EFBIG, "the store would hold %zu bytes of values, over the "
+                       "%zu-byte limit ([store] max_store_size); nothing was written",
+                       sfs_set_value_bytes(set), cli->cfg.max_store_size);
 }
 
 /* ---- keygen ---- */
@@ -192,7 +184,7 @@ int cmd_keygen(struct cli *cli, int argc, char **argv)
     if (cli_load_config(cli) != EXIT_OK)
         return EXIT_FAIL;
     path = optind < argc ? argv[optind] : cli->key_file;
-    if (cli_make_parent(path, &err) < 0 || sfs_key_generate(path, &err) < 0) {
+    if (sfs_mkdir_parents(path, &err) < 0 || sfs_key_generate(path, &err) < 0) {
         cli_error(cli, "%s", err.msg);
         return EXIT_FAIL;
     }
@@ -404,37 +396,46 @@ struct change_counts {
 };
 
 /* Builds the next store from `old` and `in`, with created/updated times. */
-static sfs_set *next_store(const sfs_set *old, const sfs_set *in, bool overwrite,
-                           struct change_counts *c)
+/* A change of the store by a set of inputs: update-secrets and set. */
+struct merge {
+    const struct cli *cli;
+    const sfs_set *in;
+    bool overwrite;             /* names not in `in` are removed */
+    struct change_counts counts;
+};
+
+static bool in_input(const sfs_entry *e, void *ctx)
 {
+    return sfs_set_get(ctx, e->name) != NULL;
+}
+
+/* sfs_store_edit_fn: merges the inputs into the current set, as lk does (created is kept;
+ * updated only moves when the bytes change). */
+static int merge_inputs(sfs_set *set, void *ctx, struct sfs_err *err)
+{
+    struct merge *m = ctx;
     int64_t now = now_seconds();
-    sfs_set *next = overwrite ? sfs_set_new(sfs_set_value_bytes(in)) : sfs_set_clone(old);
     size_t i;
 
-    if (!next)
-        return NULL;
-    for (i = 0; i < sfs_set_count(in); i++) {
-        const sfs_entry *e = sfs_set_at(in, i);
-        const sfs_entry *was = sfs_set_get(old, e->name);
+    memset(&m->counts, 0, sizeof m->counts);
+    if (m->overwrite)
+        m->counts.removed = sfs_set_filter(set, in_input, (void *)m->in);
+    for (i = 0; i < sfs_set_count(m->in); i++) {
+        const sfs_entry *e = sfs_set_at(m->in, i);
+        const sfs_entry *was = sfs_set_get(set, e->name);
         int64_t created = was ? was->created : now, updated = now;
         if (was && was->len == e->len && sfs_equal_ct(was->value, e->value, e->len)) {
             updated = was->updated;
-            c->unchanged++;
+            m->counts.unchanged++;
         } else if (was) {
-            c->changed++;
+            m->counts.changed++;
         } else {
-            c->added++;
+            m->counts.added++;
         }
-        if (sfs_set_put(next, e->name, e->value, e->len, created, updated) < 0) {
-            sfs_set_free(next);
-            return NULL;
-        }
+        if (sfs_set_put(set, e->name, e->value, e->len, created, updated) < 0)
+            return sfs_err_set(err, -ENOMEM, "out of memory; nothing was stored");
     }
-    if (overwrite)
-        for (i = 0; i < sfs_set_count(old); i++)
-            if (!sfs_set_get(in, sfs_set_at(old, i)->name))
-                c->removed++;
-    return next;
+    return check_store_size(m->cli, set, err);
 }
 
 int cmd_update_secrets(struct cli *cli, int argc, char **argv)
@@ -448,10 +449,8 @@ int cmd_update_secrets(struct cli *cli, int argc, char **argv)
         RELOAD_OPTION,
     };
     struct update_args a = {0};
-    struct change_counts counts = {0};
-    sfs_set *in = NULL, *old = NULL, *next = NULL;
-    sfs_key *key = NULL;
-    int lock_fd = -1;
+    struct merge m = {.cli = cli};
+    sfs_set *in = NULL;
     int rc = parse_options(cli, argc, argv, extra, 6, update_help, update_option, &a);
 
     if (rc >= 0)
@@ -468,20 +467,13 @@ int cmd_update_secrets(struct cli *cli, int argc, char **argv)
     in = sfs_set_new(0);
     if (!in || gather_inputs(cli, &a, in) != EXIT_OK || apply_rules(cli, &a, in) != EXIT_OK)
         goto out;
-    if (begin_change(cli, &lock_fd, &key, &old) != EXIT_OK)
-        goto out;
-    next = next_store(old, in, a.overwrite, &counts);
-    if (!next) {
-        cli_error(cli, "out of memory; nothing was stored");
-        goto out;
-    }
-    rc = write_store(cli, key, next);
+    m.in = in;
+    m.overwrite = a.overwrite;
+    rc = change_store(cli, merge_inputs, &m);
     if (rc == EXIT_OK)
         printf("%s: %zu added, %zu changed, %zu unchanged, %zu removed\n", cli->store_path,
-               counts.added, counts.changed, counts.unchanged, counts.removed);
+               m.counts.added, m.counts.changed, m.counts.unchanged, m.counts.removed);
 out:
-    end_change(lock_fd, key, old);
-    sfs_set_free(next);
     sfs_set_free(in);
     free(a.secrets);
     free(a.mounts);
@@ -507,10 +499,8 @@ int cmd_set(struct cli *cli, int argc, char **argv)
     };
     const char *from = "-", *name, *why;
     struct sfs_err err;
-    struct change_counts counts = {0};
-    sfs_set *in = NULL, *old = NULL, *next = NULL;
-    sfs_key *key = NULL;
-    int lock_fd = -1;
+    struct merge m = {.cli = cli};
+    sfs_set *in = NULL;
     int rc = parse_options(cli, argc, argv, extra, 2, set_help, set_option, &from);
 
     if (rc >= 0)
@@ -542,29 +532,50 @@ int cmd_set(struct cli *cli, int argc, char **argv)
                   strcmp(from, "-") == 0 ? "stdin" : from);
         goto out;
     }
-    if (begin_change(cli, &lock_fd, &key, &old) != EXIT_OK)
-        goto out;
-    next = next_store(old, in, false, &counts);
-    if (!next) {
-        cli_error(cli, "out of memory; nothing was stored");
-        goto out;
-    }
-    rc = write_store(cli, key, next);
+    m.in = in;
+    rc = change_store(cli, merge_inputs, &m);
 out:
-    end_change(lock_fd, key, old);
-    sfs_set_free(next);
     sfs_set_free(in);
     return rc;
 }
 
 /* ---- rm ---- */
 
+/* sfs_store_edit_fn for rm: removes every name of the command line, or none if one is
+ * missing (the message names each missing one). */
+struct removal {
+    const struct cli *cli;
+    char *const *names;
+    int n;
+};
+
+static int remove_names(sfs_set *set, void *ctx, struct sfs_err *err)
+{
+    struct removal *r = ctx;
+    char missing[SFS_ERR_MAX / 2] = "";
+    int i, n_missing = 0;
+
+    for (i = 0; i < r->n; i++) {
+        size_t used = strlen(missing);
+        if (sfs_set_get(set, r->names[i]))
+            continue;
+        if (used + strlen(r->names[i]) + 8 < sizeof missing)
+            snprintf(missing + used, sizeof missing - used, "%s'%s'", n_missing ? ", " : "",
+                     r->names[i]);
+        n_missing++;
+    }
+    if (n_missing)
+        return sfs_err_set(err, -ENOENT, "no secret named %s in %s; nothing was removed",
+                           missing, r->cli->store_path);
+    for (i = 0; i < r->n; i++)
+        (void)sfs_set_remove(set, r->names[i]);
+    return 0;
+}
+
 int cmd_rm(struct cli *cli, int argc, char **argv)
 {
     static const struct option extra[] = {RELOAD_OPTION};
-    sfs_set *old = NULL;
-    sfs_key *key = NULL;
-    int lock_fd = -1, i, missing = 0;
+    struct removal r = {.cli = cli};
     int rc = parse_options(cli, argc, argv, extra, 1, rm_help, NULL, NULL);
 
     if (rc >= 0)
@@ -573,25 +584,11 @@ int cmd_rm(struct cli *cli, int argc, char **argv)
         cli_error(cli, "expected at least one NAME");
         return cli_usage(cli, rm_help, false);
     }
-    rc = EXIT_FAIL;
-    if (cli_load_config(cli) != EXIT_OK || begin_change(cli, &lock_fd, &key, &old) != EXIT_OK)
-        goto out;
-    for (i = optind; i < argc; i++) {
-        if (!sfs_set_get(old, argv[i])) {
-            cli_error(cli, "no secret named '%s' in %s", argv[i], cli->store_path);
-            missing++;
-        }
-    }
-    if (missing) {
-        cli_error(cli, "nothing was removed");
-        goto out;
-    }
-    for (i = optind; i < argc; i++)
-        (void)sfs_set_remove(old, argv[i]);
-    rc = write_store(cli, key, old);
-out:
-    end_change(lock_fd, key, old);
-    return rc;
+    if (cli_load_config(cli) != EXIT_OK)
+        return EXIT_FAIL;
+    r.names = argv + optind;
+    r.n = argc - optind;
+    return change_store(cli, remove_names, &r);
 }
 
 /* ---- list ---- */

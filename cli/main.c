@@ -11,7 +11,6 @@
 
 #include "cli/cli.h"
 #include "crypto/secmem.h"
-#include "crypto/store.h"
 #include "util/err.h"
 
 static const char main_help[] =
@@ -150,24 +149,44 @@ int cli_load_config(struct cli *cli)
     return EXIT_OK;
 }
 
-int cli_open_store(struct cli *cli, bool missing_ok, sfs_key **key, sfs_set **set)
+int cli_store_open(struct cli *cli, sfs_store **out)
 {
+    struct sfs_store_options o = {
+        .watch = cli->cfg.watch,
+        .lock_timeout_ms = cli->lock_timeout_ms,
+    };
     struct sfs_err err;
-    int rc;
 
-    *set = NULL;
-    *key = sfs_key_load(cli->key_file, &err);
-    if (!*key) {
+    if (sfs_store_open(cli->store_path, &o, out, &err) < 0) {
         cli_error(cli, "%s", err.msg);
         return EXIT_FAIL;
     }
-    rc = sfs_store_read(cli->store_path, *key, set, &err);
+    return EXIT_OK;
+}
+
+int cli_open_store(struct cli *cli, bool missing_ok, sfs_key **key, sfs_set **set)
+{
+    struct sfs_err err;
+    sfs_store *store = NULL;
+    int rc;
+
+    *set = NULL;
+    *key = NULL;
+    if (cli_store_open(cli, &store) != EXIT_OK)
+        return EXIT_FAIL;
+    *key = sfs_key_load(cli->key_file, &err);
+    if (!*key) {
+        cli_error(cli, "%s", err.msg);
+        sfs_store_close(store);
+        return EXIT_FAIL;
+    }
+    rc = sfs_store_load(store, *key, SFS_LOAD_FRESH, set, NULL, &err);
+    sfs_store_close(store);
     if (rc == -ENOENT && missing_ok) {
         *set = sfs_set_new(0);
         if (*set)
             return EXIT_OK;
-        rc = -ENOMEM;
-        sfs_err_set(&err, rc, "out of memory");
+        rc = sfs_err_set(&err, -ENOMEM, "out of memory");
     } else if (rc == -ENOENT) {
         sfs_err_set(&err, rc,
                     "%s: no store there yet; create it with 'secretfs update-secrets' or "
@@ -180,36 +199,6 @@ int cli_open_store(struct cli *cli, bool missing_ok, sfs_key **key, sfs_set **se
         return EXIT_FAIL;
     }
     return EXIT_OK;
-}
-
-int cli_make_parent(const char *path, struct sfs_err *err)
-{
-    char *copy = strdup(path), *dir;
-    int rc = 0;
-
-    if (!copy)
-        return sfs_err_set(err, -ENOMEM, "out of memory");
-    dir = dirname(copy);
-    if (access(dir, F_OK) < 0 && errno == ENOENT) {
-        char *p;
-        for (p = dir + 1; *p; p++) {
-            if (*p != '/')
-                continue;
-            *p = '\0';
-            if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-                rc = sfs_err_set(err, -errno, "%s: cannot create directory: %s", dir,
-                                 strerror(errno));
-                goto out;
-            }
-            *p = '/';
-        }
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-            rc = sfs_err_set(err, -errno, "%s: cannot create directory: %s", dir,
-                             strerror(errno));
-    }
-out:
-    free(copy);
-    return rc;
 }
 
 int cli_read_value_file(const char *path, size_t max, sfs_set *dst, const char *name,

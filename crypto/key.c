@@ -1,5 +1,5 @@
 #include "crypto/key.h"
-#include "crypto/fileio.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,6 +10,7 @@
  * anyway when it runs as PID 1 of a managed plugin's container.
  */
 #include "docker/plugin.h"
+#include "fs/status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -132,24 +133,9 @@ static char *path_join(const char *dir, const char *name)
 /* The daemon's pid from MOUNTPOINT/.status, or 0 (stale mount, not secretfs, no file). */
 static pid_t status_pid(const char *mountpoint)
 {
-    char path[PATH_MAX + 16], buf[2048], *line, *save = NULL;
-    ssize_t n;
-    pid_t pid = 0;
-    int fd;
+    struct sfs_status st;
 
-    snprintf(path, sizeof path, "%s/.status", mountpoint);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-        if (strncmp(line, "pid=", 4) == 0)
-            pid = (pid_t)strtol(line + 4, NULL, 10);
-    return pid > 0 ? pid : 0;
+    return sfs_status_read(mountpoint, &st) == 0 ? (pid_t)st.pid : 0;
 }
 
 /* True once `pid` has exited: reaped here if it is our child (the plugin is a subreaper),

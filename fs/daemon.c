@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -24,7 +23,6 @@
 
 #include "crypto/key.h"
 #include "crypto/secmem.h"
-#include "crypto/store.h"
 #include "fs/notify.h"
 #include "fs/serve.h"
 #include "secrets/dotenv.h"
@@ -32,11 +30,11 @@
 #include "util/log.h"
 
 #define LONG_TIMEOUT (24.0 * 3600.0)
-#define WATCH_DEBOUNCE_MS 200
 #define SFS_PLATFORM_FILE_MAX (4u << 20)
 
 struct runtime {
     struct daemon d;
+    sfs_store *store;
     struct inode_table *inodes;
     sfs_set *env_platform;   /* platform entries from the environment, read once */
     int ready_fd;            /* pipe to the waiting parent, -1 once reported */
@@ -146,8 +144,9 @@ out:
     return rc;
 }
 
-/* Loads key, store and platform entries.  Nothing is kept on failure. */
-static int load_sets(struct runtime *rt, sfs_set **store, sfs_set **platform,
+/* Loads key, store and platform entries (`flags`: sfs_store_load's).  Nothing is kept on
+ * failure. */
+static int load_sets(struct runtime *rt, unsigned flags, sfs_set **store, sfs_set **platform,
                      struct sfs_err *err)
 {
     const struct sfs_mount_opts *o = rt->d.opts;
@@ -158,11 +157,8 @@ static int load_sets(struct runtime *rt, sfs_set **store, sfs_set **platform,
     key = sfs_key_load(o->key_file, err);
     if (!key)
         return -EINVAL;
-    rc = sfs_store_read(o->store_path, key, store, err);
+    rc = sfs_store_load(rt->store, key, flags, store, NULL, err);
     sfs_key_free(key);
-    if (rc == -ENOENT)
-        sfs_err_set(err, rc, "%s: no store there; create it with 'secretfs update-secrets'",
-                    o->store_path);
     if (rc < 0)
         return rc;
     *platform = sfs_set_clone(rt->env_platform);
@@ -188,6 +184,8 @@ fail:
     return rc;
 }
 
+/* Records the outcome of a load in .status: the generation `s` (NULL: unchanged) and
+ * `last` ("ok" or "error: ..."); `count_attempt` for reloads (not the first load). */
 static void set_status(struct daemon *d, const struct snapshot *s, const char *last,
                        bool count_attempt)
 {
@@ -198,7 +196,7 @@ static void set_status(struct daemon *d, const struct snapshot *s, const char *l
         d->status.secrets = s->n_secrets;
         d->status.platform = s->n_platform;
     }
-    d->status.changed_at = (int64_t)time(NULL);
+    d->changed_at = (int64_t)time(NULL);
     if (count_attempt)
         d->status.reloads++;
     snprintf(d->status.last_reload, sizeof d->status.last_reload, "%s", last);
@@ -250,148 +248,123 @@ static void invalidate_changes(struct daemon *d, const struct snapshot *old,
         notify_result("inode", "/", fuse_lowlevel_notify_inval_inode(se, SFS_INO_ROOT, 0, 0));
 }
 
-static void wait_for_requests(const struct snapshot *s)
-{
-    struct timespec nap = {0, 20000};
-
-    while (atomic_load(&s->inflight) > 0)
-        nanosleep(&nap, NULL);
-}
-
-/* Validate, then swap: builds the next generation off the request path and publishes it.
- * On failure the current one keeps serving and .status says why.  Returns 0 or -errno. */
-static int reload(struct runtime *rt)
+/* Loads the sets and builds the next generation off to the side.  Returns 0 with *next,
+ * or -errno with err saying why (nothing changes). */
+static int build_next(struct runtime *rt, unsigned flags, struct snapshot **next,
+                      struct sfs_err *err)
 {
     struct daemon *d = &rt->d;
-    struct sfs_err err;
     sfs_set *store, *platform;
-    struct snapshot *next, *old;
-    char line[sizeof d->status.last_reload];
-    struct timespec mono;
-    int rc;
+    int rc = load_sets(rt, flags, &store, &platform, err);
 
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    if (d->current)
-        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
-               (unsigned long long)mono.tv_sec * 1000000ull +
-                   (unsigned long long)mono.tv_nsec / 1000ull);
-    if (d->current) {
-        pthread_mutex_lock(&d->lock);
-        d->status.started++;
-        pthread_mutex_unlock(&d->lock);
-    }
-    sfs_notify_reloading();
-    rc = load_sets(rt, &store, &platform, &err);
-    if (rc == 0) {
-        next = sfs_snap_build(d->opts, rt->inodes, store, platform,
-                              d->status.generation + 1);
-        if (!next)
-            rc = sfs_err_set(&err, -ENOMEM, "out of memory building the new generation");
-    }
-    if (rc < 0) {
-        if (d->current)
-            sfs_error("reload failed, still serving generation %llu: %s",
-                      (unsigned long long)d->status.generation, err.msg);
-        snprintf(line, sizeof line, "error: %s", err.msg);
-        set_status(d, NULL, line, d->current != NULL);
-        if (d->se)
-            notify_result("inode", ".status",
-                          fuse_lowlevel_notify_inval_inode(d->se, SFS_INO_STATUS, 0, 0));
-        if (d->current)
-            sd_notify(0, "READY=1\nSTATUS=last reload failed; serving the previous secrets");
-        sfs_notify_generation(d->status.generation);
+    *next = NULL;
+    if (rc < 0)
         return rc;
-    }
+    *next = sfs_snap_build(d->opts, rt->inodes, store, platform, d->status.generation + 1);
+    return *next ? 0 : sfs_err_set(err, -ENOMEM, "out of memory building the new generation");
+}
+
+/* The first load, before mounting: nothing serves yet, so a failure is the caller's to
+ * report (the mount does not happen).  Returns 0 or -errno with err set. */
+static int load_first(struct runtime *rt, struct sfs_err *err)
+{
+    struct snapshot *first;
+    int rc = build_next(rt, SFS_LOAD_FRESH, &first, err);
+
+    if (rc < 0)
+        return rc;
+    rt->d.current = first;
+    set_status(&rt->d, first, "ok", false);
+    sfs_notify_generation(first->generation);
+    return 0;
+}
+
+static void invalidate_status(struct daemon *d)
+{
+    notify_result("inode", ".status",
+                  fuse_lowlevel_notify_inval_inode(d->se, SFS_INO_STATUS, 0, 0));
+}
+
+/* A reload that failed: the current generation keeps serving; .status, the log, systemd and
+ * the generation file say so. */
+static void reload_failed(struct daemon *d, const struct sfs_err *err)
+{
+    char line[sizeof d->status.last_reload];
+
+    sfs_error("reload failed, still serving generation %llu: %s",
+              (unsigned long long)d->status.generation, err->msg);
+    snprintf(line, sizeof line, "error: %s", err->msg);
+    set_status(d, NULL, line, true);
+    invalidate_status(d);
+    sd_notify(0, "READY=1\nSTATUS=last reload failed; serving the previous secrets");
+    sfs_notify_generation(d->status.generation);
+}
+
+/* Swaps in `next`, waits for the requests that use the old generation, tells the kernel
+ * exactly what changed, and reports the new generation everywhere. */
+static void publish(struct daemon *d, struct snapshot *next)
+{
+    struct snapshot *old;
+
     pthread_mutex_lock(&d->lock);
     old = d->current;
     d->current = next;
     pthread_mutex_unlock(&d->lock);
-    if (old) {
-        wait_for_requests(old);
-        if (!d->opts->no_invalidate)
-            invalidate_changes(d, old, next);
-        sfs_snap_unref(old);
-    }
-    set_status(d, next, "ok", old != NULL);
+    sfs_snap_wait_idle(old);
+    if (!d->opts->no_invalidate)
+        invalidate_changes(d, old, next);
+    sfs_snap_unref(old);
+    set_status(d, next, "ok", true);
     /* .status is how `secretfs reload` learns the result: invalidated even when the
      * debug option turns off the notifications for what the mount serves */
-    if (old)
-        notify_result("inode", ".status",
-                      fuse_lowlevel_notify_inval_inode(d->se, SFS_INO_STATUS, 0, 0));
+    invalidate_status(d);
     sfs_notify_generation(next->generation);
-    if (old)
-        sfs_info("reloaded: generation %llu, %zu secrets, %zu platform entries",
-                 (unsigned long long)next->generation, next->n_secrets, next->n_platform);
-    /* the first READY=1 waits until the files are visible (ready_thread) */
-    if (old)
-        sd_notifyf(0, "READY=1\nSTATUS=serving generation %llu",
-                   (unsigned long long)next->generation);
-    return 0;
+    sfs_info("reloaded: generation %llu, %zu secrets, %zu platform entries",
+             (unsigned long long)next->generation, next->n_secrets, next->n_platform);
+    sd_notifyf(0, "READY=1\nSTATUS=serving generation %llu",
+               (unsigned long long)next->generation);
+}
+
+/* Validate, then swap: builds the next generation off the request path and publishes it.
+ * On failure the current one keeps serving and .status says why.  Returns 0 or -errno. */
+static int reload(struct runtime *rt, unsigned flags)
+{
+    struct daemon *d = &rt->d;
+    struct sfs_err err;
+    struct snapshot *next;
+    struct timespec mono;
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)mono.tv_sec * 1000000ull +
+                   (unsigned long long)mono.tv_nsec / 1000ull);
+    pthread_mutex_lock(&d->lock);
+    d->status.started++;
+    pthread_mutex_unlock(&d->lock);
+    sfs_notify_reloading();
+    rc = build_next(rt, flags, &next, &err);
+    if (rc < 0)
+        reload_failed(d, &err);
+    else
+        publish(d, next);
+    return rc;
 }
 
 /* ---- the control thread: SIGHUP, store watch, stop ---- */
-
-static int watch_store(const char *store_path, char **base_out)
-{
-    char *copy = strdup(store_path), *slash;
-    const char *dir = ".";
-    int fd;
-
-    if (!copy)
-        return -1;
-    slash = strrchr(copy, '/');
-    if (slash) {
-        *slash = '\0';
-        dir = slash == copy ? "/" : copy;
-        *base_out = strdup(slash + 1);
-    } else {
-        *base_out = strdup(copy);
-    }
-    fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (fd >= 0 && inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
-        sfs_warn("cannot watch %s for store changes: %s", dir, strerror(errno));
-        close(fd);
-        fd = -1;
-    }
-    free(copy);
-    return fd;
-}
-
-/* True if the inotify batch on `fd` names `base`. */
-static bool drain_inotify(int fd, const char *base)
-{
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    bool hit = false;
-    ssize_t n;
-
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
-        char *p = buf;
-        while (p < buf + n) {
-            struct inotify_event *ev = (struct inotify_event *)p;
-            if (ev->len && strcmp(ev->name, base) == 0)
-                hit = true;
-            p += sizeof *ev + ev->len;
-        }
-    }
-    return hit;
-}
 
 static void *control_thread(void *arg)
 {
     struct runtime *rt = arg;
     sigset_t set;
-    int sfd, wfd = -1;
-    char *base = NULL;
-    bool pending_watch = false;
+    int sfd, wfd = sfs_store_watch_fd(rt->store), timeout = -1;
 
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (rt->d.opts->watch)
-        wfd = watch_store(rt->d.opts->store_path, &base);
     for (;;) {
         struct pollfd p[3] = {{rt->stop_fd, POLLIN, 0}, {sfd, POLLIN, 0}, {wfd, POLLIN, 0}};
-        int n = poll(p, 3, pending_watch ? WATCH_DEBOUNCE_MS : -1);
+        int n = poll(p, 3, timeout);
         if (n < 0 && errno == EINTR)
             continue;
         if (p[0].revents)
@@ -401,24 +374,20 @@ static void *control_thread(void *arg)
             while (read(sfd, &si, sizeof si) == sizeof si)
                 ;
             sfs_info("SIGHUP: reloading");
-            (void)reload(rt);
+            (void)reload(rt, SFS_LOAD_FRESH);
         }
-        if (p[2].revents & POLLIN) {
-            if (drain_inotify(wfd, base))
-                pending_watch = true; /* wait for the writer to go quiet */
-            continue;
-        }
-        if (n == 0 && pending_watch) {
-            pending_watch = false;
-            sfs_info("store file changed: reloading");
-            (void)reload(rt);
+        if ((p[2].revents & POLLIN) || (n == 0 && timeout >= 0)) {
+            /* the store's connection state may have changed, whatever else did */
+            invalidate_status(&rt->d);
+            if (sfs_store_watch_due(rt->store, &timeout)) {
+                sfs_info("%s changed: reloading", sfs_store_location(rt->store));
+                (void)reload(rt, 0);
+                (void)sfs_store_watch_due(rt->store, &timeout);
+            }
         }
     }
     if (sfd >= 0)
         close(sfd);
-    if (wfd >= 0)
-        close(wfd);
-    free(base);
     return NULL;
 }
 
@@ -599,12 +568,109 @@ static void *ready_thread(void *arg)
     return NULL;
 }
 
-static int serve(const struct sfs_mount_opts *o, int ready_fd, struct sfs_err *err)
+/* Everything the daemon needs before mounting: hardening, the store handle, the first
+ * generation (loaded, locked and built before anything is visible).  Returns 0 or -errno. */
+static int prepare(struct runtime *rt, struct sfs_err *err)
 {
-    struct runtime rt = {.ready_fd = ready_fd, .stop_fd = -1};
-    struct fuse_loop_config *loop_cfg = NULL;
+    const struct sfs_mount_opts *o = rt->d.opts;
+    int rc = harden_process(err);
+
+    if (rc < 0)
+        return rc;
+    rt->inodes = sfs_inodes_new();
+    rt->env_platform = read_env_platform(o);
+    rt->stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (!rt->inodes || !rt->env_platform || rt->stop_fd < 0)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    rc = sfs_store_open(o->store, &o->store_opts, &rt->store, err);
+    if (rc < 0)
+        return rc;
+    rt->d.store = rt->store;
+    (void)sfs_notify_open(o->mountpoint);
+    rc = load_first(rt, err);
+    if (rc == 0)
+        rc = sfs_store_watch(rt->store, err);
+    return rc;
+}
+
+/* Starts the control thread and the readiness check beside the FUSE loop. */
+static int start_threads(struct runtime *rt, struct sfs_err *err)
+{
     struct ready_arg *ra;
     pthread_t ready;
+
+    if (pthread_create(&rt->control, NULL, control_thread, rt) != 0)
+        return sfs_err_set(err, -EAGAIN, "cannot start the control thread");
+    rt->control_started = true;
+    ra = calloc(1, sizeof *ra);
+    if (ra)
+        ra->rt = rt;
+    if (!ra || !realpath(rt->d.opts->mountpoint, ra->path) ||
+        pthread_create(&ready, NULL, ready_thread, ra) != 0) {
+        free(ra);
+        return sfs_err_set(err, -EAGAIN, "cannot start the readiness check");
+    }
+    pthread_detach(ready);
+    return 0;
+}
+
+static void stop_control(struct runtime *rt)
+{
+    uint64_t one = 1;
+
+    if (!rt->control_started)
+        return;
+    if (write(rt->stop_fd, &one, sizeof one) < 0)
+        sfs_warn("cannot stop the control thread: %s", strerror(errno));
+    pthread_join(rt->control, NULL);
+    rt->control_started = false;
+}
+
+/* Mounts, serves until SIGTERM/SIGINT or an unmount, and unmounts.  Returns 0 or -errno. */
+static int serve_mount(struct runtime *rt, struct sfs_err *err)
+{
+    struct fuse_loop_config *loop_cfg = NULL;
+    int rc = make_session(rt, err);
+
+    if (rc < 0)
+        return rc;
+    /* TERM/INT end the loop (SIGHUP stays blocked for the control thread's signalfd) */
+    if (fuse_set_signal_handlers(rt->d.se) != 0) {
+        rc = sfs_err_set(err, -EIO, "cannot install signal handlers");
+        goto out_unmount;
+    }
+    rc = start_threads(rt, err);
+    loop_cfg = rc == 0 ? fuse_loop_cfg_create() : NULL;
+    if (rc == 0 && !loop_cfg)
+        rc = sfs_err_set(err, -ENOMEM, "out of memory");
+    if (rc < 0)
+        goto out_signals;
+    fuse_loop_cfg_set_max_threads(loop_cfg, 16);
+    fuse_loop_cfg_set_idle_threads(loop_cfg, 4);
+    rc = fuse_session_loop_mt(rt->d.se, loop_cfg);
+    if (rc < 0)
+        sfs_error("FUSE loop ended: %s", strerror(-rc));
+    else if (rc > 0)
+        sfs_info("stopping on signal %d", rc);
+    rc = 0;
+    fuse_loop_cfg_destroy(loop_cfg);
+out_signals:
+    stop_control(rt);
+    fuse_remove_signal_handlers(rt->d.se);
+out_unmount:
+    fuse_session_unmount(rt->d.se);
+    fuse_session_destroy(rt->d.se);
+    rt->d.se = NULL;
+    sfs_info("unmounted %s", rt->d.opts->mountpoint);
+    sd_notify(0, "STOPPING=1");
+    return rc;
+}
+
+/* The daemon proper, in the process that serves: prepare, mount and serve, then free
+ * everything (every generation, also those still pinned by handles). */
+static int run_daemon(const struct sfs_mount_opts *o, int ready_fd, struct sfs_err *err)
+{
+    struct runtime rt = {.ready_fd = ready_fd, .stop_fd = -1};
     sigset_t block;
     int rc;
 
@@ -616,79 +682,16 @@ static int serve(const struct sfs_mount_opts *o, int ready_fd, struct sfs_err *e
     sigemptyset(&block);
     sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
-    rc = harden_process(err);
-    if (rc < 0)
-        goto out;
-    rt.inodes = sfs_inodes_new();
-    rt.env_platform = read_env_platform(o);
-    rt.stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (!rt.inodes || !rt.env_platform || rt.stop_fd < 0) {
-        rc = sfs_err_set(err, -ENOMEM, "out of memory");
-        goto out;
-    }
-    (void)sfs_notify_open(o->mountpoint);
-    rc = reload(&rt);
-    if (rc < 0) {
-        sfs_err_set(err, rc, "%s", rt.d.status.last_reload + strlen("error: "));
-        goto out;
-    }
-    rc = make_session(&rt, err);
-    if (rc < 0)
-        goto out;
-
-    /* TERM/INT end the loop (SIGHUP stays blocked for the control thread's signalfd) */
-    if (fuse_set_signal_handlers(rt.d.se) != 0) {
-        rc = sfs_err_set(err, -EIO, "cannot install signal handlers");
-        goto out_unmount;
-    }
-    if (pthread_create(&rt.control, NULL, control_thread, &rt) != 0) {
-        rc = sfs_err_set(err, -EAGAIN, "cannot start the control thread");
-        goto out_signals;
-    }
-    rt.control_started = true;
-    ra = calloc(1, sizeof *ra);
-    if (ra)
-        ra->rt = &rt;
-    if (!ra || !realpath(o->mountpoint, ra->path) ||
-        pthread_create(&ready, NULL, ready_thread, ra) != 0) {
-        free(ra);
-        rc = sfs_err_set(err, -EAGAIN, "cannot start the readiness check");
-        goto out_signals;
-    }
-    pthread_detach(ready);
-    loop_cfg = fuse_loop_cfg_create();
-    if (!loop_cfg) {
-        rc = sfs_err_set(err, -ENOMEM, "out of memory");
-        goto out_signals;
-    }
-    fuse_loop_cfg_set_max_threads(loop_cfg, 16);
-    fuse_loop_cfg_set_idle_threads(loop_cfg, 4);
-    rc = fuse_session_loop_mt(rt.d.se, loop_cfg);
-    if (rc < 0)
-        sfs_error("FUSE loop ended: %s", strerror(-rc));
-    else if (rc > 0)
-        sfs_info("stopping on signal %d", rc);
-    rc = 0;
-    fuse_loop_cfg_destroy(loop_cfg);
-out_signals:
-    if (rt.control_started) {
-        uint64_t one = 1;
-        if (write(rt.stop_fd, &one, sizeof one) < 0)
-            sfs_warn("cannot stop the control thread: %s", strerror(errno));
-        pthread_join(rt.control, NULL);
-    }
-    fuse_remove_signal_handlers(rt.d.se);
-out_unmount:
-    fuse_session_unmount(rt.d.se);
-    fuse_session_destroy(rt.d.se);
-    sfs_info("unmounted %s", o->mountpoint);
-    sd_notify(0, "STOPPING=1");
-out:
+    rc = prepare(&rt, err);
+    if (rc == 0)
+        rc = serve_mount(&rt, err);
     sfs_notify_close();
     if (rt.ready_fd >= 0 && rc < 0)
         report(&rt, err->msg);
     if (rt.stop_fd >= 0)
         close(rt.stop_fd);
+    rt.d.store = NULL;
+    sfs_store_close(rt.store);
     if (rt.d.current)
         sfs_snap_unref(rt.d.current);
     sfs_set_free(rt.env_platform);
@@ -712,7 +715,7 @@ int sfs_daemon_run(const struct sfs_mount_opts *opts, bool *is_daemon, struct sf
     if (rc < 0)
         return rc;
     if (opts->foreground)
-        return serve(opts, -1, err);
+        return run_daemon(opts, -1, err);
     if (pipe2(fds, O_CLOEXEC) < 0)
         return sfs_err_set(err, -errno, "pipe: %s", strerror(errno));
     pid = fork();
@@ -727,7 +730,7 @@ int sfs_daemon_run(const struct sfs_mount_opts *opts, bool *is_daemon, struct sf
         setsid();
         if (chdir("/") < 0)
             sfs_warn("chdir /: %s", strerror(errno));
-        return serve(opts, fds[1], err);
+        return run_daemon(opts, fds[1], err);
     }
     close(fds[1]);
     for (;;) {

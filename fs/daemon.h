@@ -1,6 +1,7 @@
 /* fs/daemon.h — the secretfs daemon: mount, serve, reload, unmount.
  *
- * The only public header of fs/.  The CLI fills a struct sfs_mount_opts (it owns every
+ * fs/'s public header for running a daemon (fs/status.h is the other: reading what a
+ * running daemon says).  The CLI fills a struct sfs_mount_opts (it owns every
  * string in it for the daemon's lifetime) and calls sfs_daemon_run.
  */
 #ifndef SFS_FS_DAEMON_H
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "store/store.h"
 #include "util/err.h"
 
 enum sfs_cache_mode {
@@ -29,7 +31,8 @@ struct sfs_secret_perm {
 struct sfs_mount_opts {
     const char *mountpoint;
     bool create_mountpoint;        /* mkdir it (0755) if missing: only for the default */
-    const char *store_path;
+    const char *store;             /* a store location (store/store.h): path or etcd://... */
+    struct sfs_store_options store_opts; /* incl. `watch` for the file backend */
     const char *key_file;
     const char *reserved_prefix;   /* "LIVEKIT_" */
     const char *const *platform_env; /* variable names read from the environment */
@@ -47,7 +50,6 @@ struct sfs_mount_opts {
     bool foreground;               /* stay attached; log to stderr */
     bool debug;                    /* log FUSE traffic */
     bool no_invalidate;            /* debug only: skip kernel cache notifications on reload */
-    bool watch;                    /* reload when the store file is replaced */
 };
 
 /* Mounts and serves until SIGTERM/SIGINT or an external unmount.

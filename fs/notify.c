@@ -1,5 +1,6 @@
 /* fs/notify.c — the generation file that wakes `secretfs run` on reload (see notify.h). */
 #include "fs/notify.h"
+#include "fs/status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,11 +91,10 @@ static int open_dir(const char *dir)
 /* Replaces the file with the current numbers: temporary file, then rename. */
 static int write_state(void)
 {
+    struct sfs_genfile g = {(long)getpid(), nf.generation, nf.seq};
     char text[128], tmp[32];
-    int len, fd, rc = 0;
+    int len = (int)sfs_genfile_render(&g, text, sizeof text), fd, rc = 0;
 
-    len = snprintf(text, sizeof text, "pid=%ld\ngeneration=%" PRIu64 "\nseq=%" PRIu64 "\n",
-                   (long)getpid(), nf.generation, nf.seq);
     snprintf(tmp, sizeof tmp, ".%s.tmp", nf.name);
     fd = openat(nf.dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
@@ -191,19 +191,9 @@ void sfs_notify_generation(uint64_t generation)
 /* True if the file still names this process (another daemon may have taken the name). */
 static bool file_is_ours(void)
 {
-    char buf[64] = "", want[32];
-    ssize_t n = -1;
-    int fd = openat(nf.dirfd, nf.name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct sfs_genfile g;
 
-    if (fd >= 0) {
-        n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-    }
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    snprintf(want, sizeof want, "pid=%ld\n", (long)getpid());
-    return strncmp(buf, want, strlen(want)) == 0;
+    return sfs_genfile_read(nf.path, &g) == 0 && g.pid == (long)getpid();
 }
 
 void sfs_notify_close(void)

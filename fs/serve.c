@@ -14,9 +14,6 @@
 #include "fs/notify.h"
 #include "util/log.h"
 
-/* 10 numeric lines, last_reload (SFS_ERR_MAX + 16) and notify= (256): well under this */
-#define STATUS_MAX 2048
-
 static struct daemon *daemon_of(fuse_req_t req)
 {
     return fuse_req_userdata(req);
@@ -28,85 +25,55 @@ struct snapshot *sfs_snap_acquire(struct daemon *d)
 
     pthread_mutex_lock(&d->lock);
     s = d->current;
-    atomic_fetch_add(&s->refs, 1);
-    atomic_fetch_add(&s->inflight, 1);
+    sfs_snap_hold(s);
     pthread_mutex_unlock(&d->lock);
     return s;
 }
 
-void sfs_snap_release(struct snapshot *s)
+/* The snapshot a request on handle `fi` reads: the one the handle pinned at open
+ * (cache=none), else the current one.  Release it with sfs_snap_release. */
+static struct snapshot *snap_for(struct daemon *d, const struct fuse_file_info *fi)
 {
-    atomic_fetch_sub(&s->inflight, 1);
-    sfs_snap_unref(s);
+    struct snapshot *s;
+
+    if (fi && fi->fh) {
+        s = (struct snapshot *)(uintptr_t)fi->fh;
+        sfs_snap_hold(s);
+        return s;
+    }
+    return sfs_snap_acquire(d);
 }
 
-size_t sfs_status_render(const struct reload_status *st, const struct sfs_mount_opts *o,
-                         char *buf, size_t cap)
+size_t sfs_status_text(struct daemon *d, char *buf, size_t cap, int64_t *mtime)
 {
+    struct sfs_status st;
     const char *notify = sfs_notify_path();
-    int n = snprintf(buf, cap,
-                     "generation=%" PRIu64 "\n"
-                     "loaded_at=%" PRId64 "\n"
-                     "secrets=%zu\n"
-                     "platform=%zu\n"
-                     "pid=%ld\n"
-                     "cache=%s\n"
-                     "reloads=%" PRIu64 "\n"
-                     "reloads_started=%" PRIu64 "\n"
-                     "last_reload=%s\n"
-                     "%s%s%s",
-                     st->generation, st->loaded_at, st->secrets, st->platform,
-                     (long)getpid(), o->cache == SFS_CACHE_NONE ? "none" : "kernel",
-                     st->reloads, st->started, st->last_reload, notify ? "notify=" : "",
-                     notify ? notify : "", notify ? "\n" : "");
-    if (n < 0)
-        return 0;
-    return (size_t)n < cap ? (size_t)n : cap - 1; /* cut, never past the buffer */
-}
-
-/* Copies the status under the lock and renders it. */
-static size_t status_text(struct daemon *d, char *buf, size_t cap, int64_t *mtime)
-{
-    struct reload_status st;
 
     pthread_mutex_lock(&d->lock);
     st = d->status;
-    pthread_mutex_unlock(&d->lock);
     if (mtime)
-        *mtime = st.changed_at;
-    return sfs_status_render(&st, d->opts, buf, cap);
+        *mtime = d->changed_at;
+    pthread_mutex_unlock(&d->lock);
+    st.pid = (long)getpid();
+    st.cache_none = d->opts->cache == SFS_CACHE_NONE;
+    snprintf(st.notify, sizeof st.notify, "%s", notify ? notify : "");
+    if (d->store)
+        (void)sfs_store_status(d->store, st.backend, sizeof st.backend);
+    return sfs_status_render(&st, buf, cap);
 }
 
 static void fill_attr(struct daemon *d, struct snapshot *s, const struct snap_entry *e,
                       struct stat *st)
 {
-    memset(st, 0, sizeof *st);
-    if (!e) {
-        st->st_ino = SFS_INO_ROOT;
-        st->st_mode = S_IFDIR | s->dir_mode;
-        st->st_nlink = 2;
-        st->st_uid = s->dir_uid;
-        st->st_gid = s->dir_gid;
-        st->st_mtim.tv_sec = s->loaded_at;
-        st->st_ctim = st->st_atim = st->st_mtim;
-        return;
-    }
-    st->st_ino = e->ino;
-    st->st_mode = S_IFREG | e->mode;
-    st->st_nlink = 1;
-    st->st_uid = e->uid;
-    st->st_gid = e->gid;
-    st->st_size = sfs_snap_size(s, e);
-    st->st_mtim.tv_sec = e->mtime;
-    if (e->kind == SNAP_STATUS) {
-        char buf[STATUS_MAX];
+    sfs_snap_attr(s, e, st);
+    if (e && e->kind == SNAP_STATUS) {
+        char buf[SFS_STATUS_MAX];
         int64_t mtime;
-        st->st_size = (off_t)status_text(d, buf, sizeof buf, &mtime);
+        st->st_size = (off_t)sfs_status_text(d, buf, sizeof buf, &mtime);
         st->st_mtim.tv_sec = mtime;
+        st->st_ctim = st->st_atim = st->st_mtim;
+        st->st_blocks = (st->st_size + 511) / 512;
     }
-    st->st_ctim = st->st_atim = st->st_mtim;
-    st->st_blksize = 4096;
-    st->st_blocks = (st->st_size + 511) / 512;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -193,7 +160,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     if (d->opts->cache == SFS_CACHE_NONE) {
         /* the handle keeps this generation alive: one open reads one version */
-        atomic_fetch_sub(&s->inflight, 1);
+        sfs_snap_pin(s);
         fi->fh = (uint64_t)(uintptr_t)s;
     } else {
         sfs_snap_release(s);
@@ -207,41 +174,26 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     struct daemon *d = daemon_of(req);
-    struct snapshot *s;
-    const struct snap_entry *e;
-    const unsigned char *data;
-    char status[STATUS_MAX];
-    size_t len;
+    struct snapshot *s = snap_for(d, fi);
+    const struct snap_entry *e = sfs_snap_by_ino(s, ino);
+    const unsigned char *data = NULL;
+    char status[SFS_STATUS_MAX];
+    size_t len = 0, start, n;
 
-    if (fi && fi->fh) {
-        s = (struct snapshot *)(uintptr_t)fi->fh;
-        atomic_fetch_add(&s->refs, 1);
-        atomic_fetch_add(&s->inflight, 1);
-    } else {
-        s = sfs_snap_acquire(d);
-    }
-    e = sfs_snap_by_ino(s, ino);
-    if (!e) {
-        fuse_reply_err(req, ENOENT);
-        goto out;
-    }
-    if (e->kind == SNAP_STATUS) {
-        len = status_text(d, status, sizeof status, NULL);
+    if (e && e->kind == SNAP_STATUS) {
+        len = sfs_status_text(d, status, sizeof status, NULL);
         data = (const unsigned char *)status;
-    } else {
+    } else if (e) {
         data = e->kind == SNAP_VIEW ? sfs_snap_view_data(s, e) : e->data;
         len = sfs_snap_size(s, e);
-        if (!data && len) {
-            fuse_reply_err(req, ENOMEM);
-            goto out;
-        }
     }
-    if (off < 0 || (size_t)off >= len)
-        fuse_reply_buf(req, NULL, 0);
+    n = sfs_read_slice(len, off, size, &start);
+    if (!e)
+        fuse_reply_err(req, ENOENT);
+    else if (!data && len)
+        fuse_reply_err(req, ENOMEM);
     else
-        fuse_reply_buf(req, (const char *)data + off,
-                       size < len - (size_t)off ? size : len - (size_t)off);
-out:
+        fuse_reply_buf(req, n ? (const char *)data + start : NULL, n);
     sfs_snap_release(s);
 }
 
@@ -271,7 +223,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     }
     if (d->opts->cache == SFS_CACHE_NONE) {
         struct snapshot *s = sfs_snap_acquire(d);
-        atomic_fetch_sub(&s->inflight, 1);
+        sfs_snap_pin(s);
         fi->fh = (uint64_t)(uintptr_t)s;
     } else {
         fi->fh = 0;
@@ -282,46 +234,46 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         sfs_snap_unref((struct snapshot *)(uintptr_t)fi->fh);
 }
 
+struct dir_fill {
+    fuse_req_t req;
+    char *buf;
+    size_t size, used;
+};
+
+static bool add_dirent(const char *name, uint64_t ino, bool is_dir, off_t next, void *ctx)
+{
+    struct dir_fill *f = ctx;
+    struct stat st = {.st_ino = ino, .st_mode = is_dir ? S_IFDIR : S_IFREG};
+    size_t want = fuse_add_direntry(f->req, f->buf + f->used, f->size - f->used, name, &st,
+                                    next);
+
+    if (want > f->size - f->used)
+        return false;
+    f->used += want;
+    return true;
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     struct daemon *d = daemon_of(req);
+    struct dir_fill f = {req, NULL, size, 0};
     struct snapshot *s;
-    char *buf;
-    size_t used = 0, i;
-    struct stat st;
 
     if (ino != SFS_INO_ROOT) {
         fuse_reply_err(req, ENOTDIR);
         return;
     }
-    buf = malloc(size);
-    if (!buf) {
+    f.buf = malloc(size);
+    if (!f.buf) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    if (fi && fi->fh) {
-        s = (struct snapshot *)(uintptr_t)fi->fh;
-        atomic_fetch_add(&s->refs, 1);
-        atomic_fetch_add(&s->inflight, 1);
-    } else {
-        s = sfs_snap_acquire(d);
-    }
-    memset(&st, 0, sizeof st);
-    /* offsets: 0 ".", 1 "..", 2+i entry i; each entry's offset is the next one's index */
-    for (i = (size_t)off; i < s->n + 2; i++) {
-        const char *name = i == 0 ? "." : i == 1 ? ".." : s->entries[i - 2].name;
-        size_t want;
-        st.st_ino = i < 2 ? SFS_INO_ROOT : s->entries[i - 2].ino;
-        st.st_mode = i < 2 ? S_IFDIR : S_IFREG;
-        want = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)(i + 1));
-        if (want > size - used)
-            break;
-        used += want;
-    }
-    fuse_reply_buf(req, buf, used);
+    s = snap_for(d, fi);
+    sfs_snap_readdir(s, off, add_dirent, &f);
+    fuse_reply_buf(req, f.buf, f.used);
     sfs_snap_release(s);
-    free(buf);
+    free(f.buf);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

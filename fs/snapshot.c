@@ -22,7 +22,11 @@ struct inode_rec {
     uint64_t seen_in;  /* last snapshot generation that held the name */
 };
 
+struct snapshot_private;
+
 struct inode_table {
+    pthread_mutex_t live_lock;  /* guards `live`: snapshots are freed by request threads */
+    struct snapshot_private *live; /* every snapshot built and not yet freed */
     struct inode_rec *recs;
     size_t n, recs_cap;     /* records n0..n-1 were added by the build under way */
     uint32_t *order;        /* records 0..n0-1, by name */
@@ -34,13 +38,30 @@ struct inode_table {
 
 struct inode_table *sfs_inodes_new(void)
 {
-    return calloc(1, sizeof(struct inode_table));
+    struct inode_table *t = calloc(1, sizeof *t);
+
+    if (t)
+        pthread_mutex_init(&t->live_lock, NULL);
+    return t;
 }
+
+static void snap_free(struct snapshot_private *p);
 
 void sfs_inodes_free(struct inode_table *t)
 {
+    size_t pinned = 0;
+
     if (!t)
         return;
+    /* what is left was pinned by handles whose RELEASE never came (the session ended
+     * first): wipe it all the same */
+    while (t->live) {
+        snap_free(t->live);
+        pinned++;
+    }
+    if (pinned)
+        sfs_debug("freed %zu generation(s) still held by open handles at unmount", pinned);
+    pthread_mutex_destroy(&t->live_lock);
     free(t->recs);
     free(t->order);
     free(t->names);
@@ -135,7 +156,21 @@ struct snapshot_private {
     struct snapshot pub;
     pthread_mutex_t view_lock;  /* guards lazy rendering of the views */
     sfs_set *view_set;          /* what the views show, if not all of store */
+    struct inode_table *table;  /* whose `live` list holds it */
+    struct snapshot_private *prev, *next;
 };
+
+/* Puts a new snapshot on its table's `live` list. */
+static void snap_track(struct inode_table *t, struct snapshot_private *p)
+{
+    pthread_mutex_lock(&t->live_lock);
+    p->table = t;
+    p->next = t->live;
+    if (t->live)
+        t->live->prev = p;
+    t->live = p;
+    pthread_mutex_unlock(&t->live_lock);
+}
 
 static bool only_allows(const struct sfs_mount_opts *o, const char *name)
 {
@@ -236,6 +271,7 @@ struct snapshot *sfs_snap_build(const struct sfs_mount_opts *o, struct inode_tab
     if (!p)
         goto fail;
     pthread_mutex_init(&p->view_lock, NULL);
+    snap_track(t, p);
     atomic_init(&s->refs, 1);
     atomic_init(&s->inflight, 0);
     s->generation = generation;
@@ -395,12 +431,20 @@ const unsigned char *sfs_snap_view_data(struct snapshot *s, const struct snap_en
     return data;
 }
 
-void sfs_snap_unref(struct snapshot *s)
+/* Takes `p` off its table's list, wipes and frees it. */
+static void snap_free(struct snapshot_private *p)
 {
-    struct snapshot_private *p = (struct snapshot_private *)s;
+    struct snapshot *s = &p->pub;
+    struct inode_table *t = p->table;
 
-    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
-        return;
+    pthread_mutex_lock(&t->live_lock);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        t->live = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    pthread_mutex_unlock(&t->live_lock);
     sfs_set_free(s->store);
     sfs_set_free(p->view_set);
     sfs_arena_free(s->views);
@@ -408,6 +452,37 @@ void sfs_snap_unref(struct snapshot *s)
     free(s->by_ino);
     pthread_mutex_destroy(&p->view_lock);
     free(p);
+}
+
+void sfs_snap_unref(struct snapshot *s)
+{
+    if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+        snap_free((struct snapshot_private *)s);
+}
+
+void sfs_snap_hold(struct snapshot *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+    atomic_fetch_add(&s->inflight, 1);
+}
+
+void sfs_snap_release(struct snapshot *s)
+{
+    atomic_fetch_sub(&s->inflight, 1);
+    sfs_snap_unref(s);
+}
+
+void sfs_snap_pin(struct snapshot *s)
+{
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+void sfs_snap_wait_idle(const struct snapshot *s)
+{
+    struct timespec nap = {0, 20000};
+
+    while (atomic_load(&s->inflight) > 0)
+        nanosleep(&nap, NULL);
 }
 
 bool sfs_snap_entry_changed(const struct snap_entry *a, const struct snap_entry *b)
@@ -419,4 +494,50 @@ bool sfs_snap_entry_changed(const struct snap_entry *a, const struct snap_entry 
         a->mtime != b->mtime || a->gen != b->gen)
         return true;
     return a->size && memcmp(a->data, b->data, a->size) != 0;
+}
+
+void sfs_snap_attr(struct snapshot *s, const struct snap_entry *e, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!e) {
+        st->st_ino = SFS_INO_ROOT;
+        st->st_mode = S_IFDIR | s->dir_mode;
+        st->st_nlink = 2;
+        st->st_uid = s->dir_uid;
+        st->st_gid = s->dir_gid;
+        st->st_mtim.tv_sec = s->loaded_at;
+        st->st_ctim = st->st_atim = st->st_mtim;
+        return;
+    }
+    st->st_ino = e->ino;
+    st->st_mode = S_IFREG | e->mode;
+    st->st_nlink = 1;
+    st->st_uid = e->uid;
+    st->st_gid = e->gid;
+    st->st_size = sfs_snap_size(s, e);
+    st->st_mtim.tv_sec = e->mtime;
+    st->st_ctim = st->st_atim = st->st_mtim;
+    st->st_blksize = 4096;
+    st->st_blocks = (st->st_size + 511) / 512;
+}
+
+size_t sfs_read_slice(size_t len, off_t off, size_t size, size_t *start)
+{
+    *start = 0;
+    if (off < 0 || (size_t)off >= len)
+        return 0;
+    *start = (size_t)off;
+    return size < len - (size_t)off ? size : len - (size_t)off;
+}
+
+void sfs_snap_readdir(const struct snapshot *s, off_t off, sfs_dirent_fn emit, void *ctx)
+{
+    size_t i;
+
+    for (i = off < 0 ? 0 : (size_t)off; i < s->n + 2; i++) {
+        const char *name = i == 0 ? "." : i == 1 ? ".." : s->entries[i - 2].name;
+        uint64_t ino = i < 2 ? SFS_INO_ROOT : s->entries[i - 2].ino;
+        if (!emit(name, ino, i < 2, (off_t)(i + 1), ctx))
+            break;
+    }
 }

@@ -1,9 +1,10 @@
 /* fs/snapshot.h — one immutable generation of what the mount serves, and the inode table
  * that keeps a name's inode number stable across generations.  Internal to fs/.
  *
- * Threading: the inode table is touched only by the thread that builds snapshots (startup,
- * then the reload thread).  A published snapshot is read-only; request handlers reach it
- * through sfs_snap_acquire/sfs_snap_release (fs/serve.c), which count references.
+ * Threading: the inode table's names are touched only by the thread that builds snapshots
+ * (startup, then the reload thread); its list of live snapshots has a lock of its own.  A
+ * published snapshot is read-only; request handlers hold it as the references section
+ * below says.
  */
 #ifndef SFS_FS_SNAPSHOT_H
 #define SFS_FS_SNAPSHOT_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -84,8 +86,45 @@ uint32_t sfs_snap_size(struct snapshot *s, const struct snap_entry *e);
  * snapshot; sfs_snap_size(s, e) of them.  NULL on ENOMEM.  Thread-safe. */
 const unsigned char *sfs_snap_view_data(struct snapshot *s, const struct snap_entry *e);
 
+/* ---- references ----
+ * A snapshot is held by the daemon while it is current (the reference the build returns),
+ * by each request that uses it (hold ... release), and in cache=none by each open file
+ * handle (a request's hold turned into a pin, dropped by sfs_snap_unref on RELEASE).  The
+ * last reference wipes and frees it.  Snapshots still pinned when the daemon frees the
+ * inode table (handles the kernel never released) are freed there. */
+
 /* Drops one reference; the last one wipes and frees everything. */
 void sfs_snap_unref(struct snapshot *s);
+
+/* A request starts using `s` (a reference, and counted in `inflight`). */
+void sfs_snap_hold(struct snapshot *s);
+
+/* The request is done with it. */
+void sfs_snap_release(struct snapshot *s);
+
+/* The request's hold becomes an open handle's: it leaves `inflight`, the reference stays
+ * until sfs_snap_unref on release. */
+void sfs_snap_pin(struct snapshot *s);
+
+/* Waits until no request uses `s` (the reload thread, before invalidating the kernel's
+ * caches of what `s` served). */
+void sfs_snap_wait_idle(const struct snapshot *s);
+
+/* ---- what the handlers reply, as plain functions ---- */
+
+/* The attributes of entry `e` of `s` (NULL: the root directory).  .status's size and mtime
+ * are the daemon's to fill in (fs/serve.c). */
+void sfs_snap_attr(struct snapshot *s, const struct snap_entry *e, struct stat *st);
+
+/* What a read of `size` bytes at `off` returns of a file of `len` bytes: the count, with
+ * *start set to where it begins (0 bytes at or past the end, or for a negative offset). */
+size_t sfs_read_slice(size_t len, off_t off, size_t size, size_t *start);
+
+/* Walks the root directory from readdir offset `off` (0 ".", 1 "..", 2+i entry i), calling
+ * emit(name, ino, is_dir, next_offset, ctx) until it returns false or the entries end. */
+typedef bool (*sfs_dirent_fn)(const char *name, uint64_t ino, bool is_dir, off_t next,
+                              void *ctx);
+void sfs_snap_readdir(const struct snapshot *s, off_t off, sfs_dirent_fn emit, void *ctx);
 
 /* Whether two entries serve different bytes or attributes. */
 bool sfs_snap_entry_changed(const struct snap_entry *a, const struct snap_entry *b);

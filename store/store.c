@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Backends chosen by a URL scheme; a plain path is the file backend. */
 static const struct sfs_store_backend *const backends[] = {
-    &sfs_etcd_backend,
+    NULL, /* etcd:// arrives with store/etcd.c */
 };
 
 /* The backend for `location` and where its scheme-specific part starts, or NULL for a URL
@@ -17,7 +18,7 @@ static const struct sfs_store_backend *pick(const char *location, const char **r
     const char *colon = strstr(location, "://");
     size_t i;
 
-    for (i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+    for (i = 0; i < sizeof backends / sizeof backends[0] && backends[i]; i++) {
         size_t n = strlen(backends[i]->scheme);
         if (strncmp(location, backends[i]->scheme, n) == 0) {
             *rest = location + n;
@@ -27,6 +28,13 @@ static const struct sfs_store_backend *pick(const char *location, const char **r
     *rest = location;
     return colon && !memchr(location, '/', (size_t)(colon - location)) ? NULL
                                                                           : &sfs_file_backend;
+}
+
+bool sfs_store_is_path(const char *location)
+{
+    const char *rest;
+
+    return pick(location, &rest) == &sfs_file_backend;
 }
 
 int sfs_store_open(const char *location, const struct sfs_store_options *o, sfs_store **out,

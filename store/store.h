@@ -52,6 +52,10 @@ typedef struct sfs_store sfs_store;
 int sfs_store_open(const char *location, const struct sfs_store_options *o, sfs_store **out,
                    struct sfs_err *err) __attribute__((warn_unused_result));
 
+/* Whether `location` is a file path (no URL scheme): the CLI makes such a location absolute
+ * before the daemon changes to /. */
+bool sfs_store_is_path(const char *location);
+
 /* Stops any watch and frees the handle.  NULL is a no-op. */
 void sfs_store_close(sfs_store *s);
 

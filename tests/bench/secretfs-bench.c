@@ -40,7 +40,7 @@
 
 #include "crypto/key.h"
 #include "crypto/secmem.h"
-#include "crypto/store.h"
+#include "store/store.h"
 #include "secrets/set.h"
 
 #ifndef SFS_BENCH_SECRETFS
@@ -477,7 +477,7 @@ static int make_store(const sfs_key *key, const char *path, long count, int vari
     }
     sfs_wipe(value, sizeof value);
     if (rc == 0) {
-        rc = sfs_store_write(path, key, set, &err);
+        rc = sfs_store_write_file(path, key, set, &err);
         if (rc < 0)
             progress("%s", err.msg);
     }
@@ -1163,7 +1163,7 @@ static void run_reload(const struct paths *p)
 
                 t0 = now_s();
                 key = sfs_key_load(key_path, &err);
-                rc = key ? sfs_store_read(p->store_live, key, &set, &err) : -EIO;
+                rc = key ? sfs_store_read_file(p->store_live, key, &set, &err) : -EIO;
                 el = now_s() - t0;
                 sfs_set_free(set);
                 sfs_key_free(key);

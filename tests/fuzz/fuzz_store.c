@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_store.c — fuzzes sfs_store_decode (crypto/store.h) under a fixed key.
+/* tests/fuzz/fuzz_store.c — fuzzes sfs_store_decode (store/store.h) under a fixed key.
  *
  * The first input byte picks a mode (byte % 3); the rest is the payload.
  *   0  decode the payload as a store image.  Failure must be one of the documented errors
@@ -26,7 +26,7 @@
 
 #include "crypto/key.h"
 #include "crypto/secmem.h"
-#include "crypto/store.h"
+#include "store/store.h"
 #include "secrets/set.h"
 
 #include "fuzz.h"

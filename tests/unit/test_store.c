@@ -10,7 +10,7 @@
  * throwaway program linked against this tree's crypto/ and secrets/ libraries, that did:
  *   sfs_key_generate("golden.key"); key = sfs_key_load("golden.key");
  *   sfs_set_put() of the entries in golden_entries[] below, then
- *   sfs_store_write("golden.store", key, set).
+ *   sfs_store_write_file("golden.store", key, set).
  * They are never regenerated: a later secretfs must keep reading these exact bytes.  Git
  * does not keep mode 0600, so the test copies the key into a private directory first.
  */
@@ -34,7 +34,7 @@
 #include "check.h"
 #include "crypto/key.h"
 #include "crypto/secmem.h"
-#include "crypto/store.h"
+#include "store/store.h"
 #include "secrets/set.h"
 
 #define CANARY "CANARY-7f3a9c1e-must-never-appear"
@@ -802,7 +802,7 @@ static void test_golden(void)
 
     for (int i = 0; i < 256; i++)
         bin[i] = (unsigned char)i;
-    CHECK_MSG(sfs_store_read(store_src, key, &set, &err) == 0, "%s", err.msg);
+    CHECK_MSG(sfs_store_read_file(store_src, key, &set, &err) == 0, "%s", err.msg);
     if (set) {
         CHECK(sfs_set_count(set) == sizeof golden_entries / sizeof *golden_entries);
         for (size_t i = 0; i < sizeof golden_entries / sizeof *golden_entries; i++) {
@@ -835,38 +835,38 @@ static void test_files(void)
     snprintf(store, sizeof store, "%s/files/secrets.store", dir);
     snprintf(sub, sizeof sub, "%s/files", dir);
     CHECK(mkdir(sub, 0755) == 0);
-    CHECK(sfs_store_read(store, key, &back, &err) == -ENOENT);
+    CHECK(sfs_store_read_file(store, key, &back, &err) == -ENOENT);
     CHECK_STR_CONTAINS(err.msg, store);
 
     old = umask(0);
-    CHECK_MSG(sfs_store_write(store, key, set, &err) == 0, "%s", err.msg);
+    CHECK_MSG(sfs_store_write_file(store, key, set, &err) == 0, "%s", err.msg);
     umask(old);
     CHECK(stat(store, &st) == 0);
     CHECK_MSG((st.st_mode & 07777) == 0600, "mode %04o", (unsigned)(st.st_mode & 07777));
     CHECK(dir_entries(sub) == 1);
-    CHECK_MSG(sfs_store_read(store, key, &back, &err) == 0, "%s", err.msg);
+    CHECK_MSG(sfs_store_read_file(store, key, &back, &err) == 0, "%s", err.msg);
     CHECK(same_set(set, back));
     sfs_set_free(back);
 
     /* replace, then read through a symlink (operators may link the store) */
     CHECK(sfs_set_put(set2, "ONLY", "new", 3, 10, 11) == 0);
-    CHECK_MSG(sfs_store_write(store, key, set2, &err) == 0, "%s", err.msg);
+    CHECK_MSG(sfs_store_write_file(store, key, set2, &err) == 0, "%s", err.msg);
     CHECK(dir_entries(sub) == 1);
     CHECK(symlink(store, path_in("files/link.store")) == 0);
-    CHECK(sfs_store_read(path_in("files/link.store"), key, &back, &err) == 0);
+    CHECK(sfs_store_read_file(path_in("files/link.store"), key, &back, &err) == 0);
     CHECK(same_set(set2, back));
     sfs_set_free(back);
     CHECK(unlink(path_in("files/link.store")) == 0);
 
     /* errors are prefixed with the path */
-    CHECK(sfs_store_read(store, other, &back, &err) == -EKEYREJECTED);
+    CHECK(sfs_store_read_file(store, other, &back, &err) == -EKEYREJECTED);
     CHECK(back == NULL);
     CHECK(strncmp(err.msg, store, strlen(store)) == 0);
     CHECK_STR_CONTAINS(err.msg, ": store was sealed with a different key");
-    CHECK(sfs_store_read(sub, key, &back, &err) == -EISDIR);
+    CHECK(sfs_store_read_file(sub, key, &back, &err) == -EISDIR);
     CHECK_STR_CONTAINS(err.msg, "is a directory");
     write_file(path_in("junk"), "API_KEY=" CANARY "\n", strlen(CANARY) + 9, 0600);
-    CHECK(sfs_store_read(path_in("junk"), key, &back, &err) == -EBADMSG);
+    CHECK(sfs_store_read_file(path_in("junk"), key, &back, &err) == -EBADMSG);
     CHECK_STR_CONTAINS(err.msg, "junk: not a secretfs store");
     CHECK(strstr(err.msg, "CANARY") == NULL);
 
@@ -914,7 +914,7 @@ static int write_in_child(const char *store, const sfs_key *key, enum constraint
                 _exit(100);
         }
         sfs_set *set = bigger_set();
-        rc = sfs_store_write(store, key, set, &err);
+        rc = sfs_store_write_file(store, key, set, &err);
         sfs_set_free(set);
         if (rc < 0 && (!strstr(err.msg, store) || strstr(err.msg, "CANARY")))
             _exit(101);
@@ -938,14 +938,14 @@ static void test_write_failures(void)
     snprintf(store, sizeof store, "%s/wf/s.store", dir);
     snprintf(sub, sizeof sub, "%s/wf", dir);
     CHECK(mkdir(sub, 0755) == 0);
-    CHECK_MSG(sfs_store_write(store, key, set, &err) == 0, "%s", err.msg);
+    CHECK_MSG(sfs_store_write_file(store, key, set, &err) == 0, "%s", err.msg);
     before = read_file(store, &before_len);
 
     /* a set the format cannot hold: nothing on disk changes */
     memset(name, 'x', 299);
     name[299] = '\0';
     CHECK(sfs_set_put(bigger, name, "v", 1, 1, 1) == 0);
-    CHECK(sfs_store_write(store, key, bigger, &err) == -EINVAL);
+    CHECK(sfs_store_write_file(store, key, bigger, &err) == -EINVAL);
     CHECK_STR_CONTAINS(err.msg, store);
     CHECK(sfs_set_remove(bigger, name) == 0);
 
@@ -955,7 +955,7 @@ static void test_write_failures(void)
         CHECK_MSG(rc == EACCES, "child rc %d", rc);
     } else {
         CHECK(chmod(sub, 0555) == 0);
-        CHECK(sfs_store_write(store, key, bigger, &err) == -EACCES);
+        CHECK(sfs_store_write_file(store, key, bigger, &err) == -EACCES);
         CHECK_STR_CONTAINS(err.msg, "cannot create a temporary file next to the store");
         CHECK(chmod(sub, 0755) == 0);
     }
@@ -967,13 +967,13 @@ static void test_write_failures(void)
     /* the rename fails: the store path is now a non-empty directory */
     CHECK(mkdir(path_in("wf/d.store"), 0700) == 0);
     write_file(path_in("wf/d.store/x"), "x", 1, 0600);
-    CHECK(sfs_store_write(path_in("wf/d.store"), key, bigger, &err) < 0);
+    CHECK(sfs_store_write_file(path_in("wf/d.store"), key, bigger, &err) < 0);
     CHECK_STR_CONTAINS(err.msg, "cannot replace the store");
     CHECK(unlink(path_in("wf/d.store/x")) == 0);
     CHECK(rmdir(path_in("wf/d.store")) == 0);
 
     /* the directory does not exist */
-    CHECK(sfs_store_write(path_in("wf/missing/s.store"), key, bigger, &err) == -ENOENT);
+    CHECK(sfs_store_write_file(path_in("wf/missing/s.store"), key, bigger, &err) == -ENOENT);
     CHECK_STR_CONTAINS(err.msg, "wf/missing/s.store");
 
     /* the old store is intact, and no temporary file was left behind */
@@ -981,7 +981,7 @@ static void test_write_failures(void)
     CHECK(before && after && before_len == after_len &&
           memcmp(before, after, before_len) == 0);
     CHECK(dir_entries(sub) == 1);
-    CHECK(sfs_store_read(store, key, &back, &err) == 0);
+    CHECK(sfs_store_read_file(store, key, &back, &err) == 0);
     CHECK(same_set(set, back));
     sfs_set_free(back);
     free(before);
@@ -991,35 +991,76 @@ static void test_write_failures(void)
     sfs_key_free(key);
 }
 
+struct lock_probe {
+    const char *lock_path;
+    bool held, mode_ok;
+};
+
+/* An edit that looks at the lock while sfs_store_update holds it. */
+static int probe_lock(sfs_set *set, void *ctx, struct sfs_err *err)
+{
+    struct lock_probe *lp = ctx;
+    struct stat st;
+    int probe = open(lp->lock_path, O_RDONLY | O_CLOEXEC);
+
+    (void)set, (void)err;
+    lp->mode_ok = stat(lp->lock_path, &st) == 0 && (st.st_mode & 07777) == 0600;
+    lp->held = probe >= 0 && flock(probe, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    if (probe >= 0)
+        close(probe);
+    return SFS_STORE_UNCHANGED;
+}
+
 static void test_lock(void)
 {
     struct sfs_err err = {{0}};
     char store[256], lock_path[300];
-    struct stat st;
-    int fd = -1, probe;
+    struct lock_probe lp = {lock_path, false, false};
+    struct sfs_store_options quick = {.lock_timeout_ms = 300};
+    sfs_key *key = test_key(1);
+    sfs_store *s = NULL;
+    int probe;
     mode_t old;
 
     snprintf(store, sizeof store, "%s/lk.store", dir);
     snprintf(lock_path, sizeof lock_path, "%s.lock", store);
+    CHECK_MSG(sfs_store_open(store, &quick, &s, &err) == 0, "%s", err.msg);
     old = umask(0);
-    CHECK_MSG(sfs_store_lock(store, &fd, &err) == 0, "%s", err.msg);
+    CHECK_MSG(sfs_store_update(s, key, probe_lock, &lp, &err) == SFS_STORE_UNCHANGED, "%s",
+              err.msg);
     umask(old);
-    CHECK(fd >= 0);
-    CHECK(stat(lock_path, &st) == 0 && (st.st_mode & 07777) == 0600);
+    CHECK(lp.held && lp.mode_ok);
     probe = open(lock_path, O_RDONLY | O_CLOEXEC);
-    CHECK(probe >= 0);
-    CHECK(flock(probe, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK);
-    sfs_store_unlock(fd);
-    CHECK(flock(probe, LOCK_EX | LOCK_NB) == 0);
+    CHECK(probe >= 0 && flock(probe, LOCK_EX | LOCK_NB) == 0); /* released */
+
+    /* a lock held elsewhere: a clear error after the timeout, the store untouched */
+    CHECK(sfs_store_update(s, key, probe_lock, &lp, &err) == -ETIMEDOUT);
+    CHECK_STR_CONTAINS(err.msg, "lock-timeout");
+    CHECK(access(store, F_OK) != 0);
     close(probe);
-    sfs_store_unlock(-1);
+    sfs_store_close(s);
 
     /* the lock file is never reached through a symlink */
     CHECK(symlink(path_in("elsewhere"), path_in("sym.store.lock")) == 0);
-    CHECK(sfs_store_lock(path_in("sym.store"), &fd, &err) == -ELOOP);
-    CHECK(fd == -1);
+    CHECK(sfs_store_open(path_in("sym.store"), NULL, &s, &err) == 0);
+    CHECK(sfs_store_update(s, key, probe_lock, &lp, &err) == -ELOOP);
     CHECK_STR_CONTAINS(err.msg, "sym.store.lock");
     CHECK(access(path_in("elsewhere"), F_OK) != 0);
+    sfs_store_close(s);
+    sfs_key_free(key);
+}
+
+static void test_locations(void)
+{
+    struct sfs_err err = {{0}};
+    sfs_store *s = NULL;
+
+    CHECK(sfs_store_open("ftp://host/x", NULL, &s, &err) == -EINVAL && !s);
+    CHECK_STR_CONTAINS(err.msg, "unknown store scheme 'ftp'");
+    CHECK(sfs_store_open("", NULL, &s, &err) == -EINVAL);
+    CHECK(sfs_store_open("relative/dir://x.store", NULL, &s, &err) == 0); /* a path */
+    CHECK(strcmp(sfs_store_kind(s), "file") == 0);
+    sfs_store_close(s);
 }
 
 int main(void)
@@ -1035,6 +1076,7 @@ int main(void)
     }
     CHECK(chmod(dir, 0755) == 0);
     test_round_trip();
+    test_locations();
     test_encode_refuses();
     test_wrong_key();
     test_bit_flips();

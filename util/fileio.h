@@ -1,6 +1,6 @@
-/* crypto/fileio.h — file helpers shared by the key and store code.  Internal to crypto/. */
-#ifndef SFS_CRYPTO_FILEIO_H
-#define SFS_CRYPTO_FILEIO_H
+/* util/fileio.h — private files written durably.  Used by crypto/ (key files) and store/ (stores). */
+#ifndef SFS_UTIL_FILEIO_H
+#define SFS_UTIL_FILEIO_H
 
 #include <stddef.h>
 
@@ -20,5 +20,9 @@ int sfs_write_private(int fd, const void *buf, size_t len, const char *shown,
  * symlink (so an operator's link keeps pointing at the live store), else `path` itself.
  * Returns a malloc'd string, or NULL with errno set. */
 char *sfs_store_target(const char *path);
+
+/* Creates the missing directories above `path` (mode 0700), as mkdir -p of its dirname.
+ * Returns 0 or -errno with err naming the directory. */
+int sfs_mkdir_parents(const char *path, struct sfs_err *err);
 
 #endif

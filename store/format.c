@@ -1,39 +1,36 @@
-#include "crypto/store.h"
-#include "crypto/fileio.h"
+/* store/format.c — the sealed image: the file store's at-rest format (README "Store file"). */
+#include "store/store.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <sodium.h>
+#include "crypto/aead.h"
+#include "crypto/secmem.h"
 
 #include "secrets/names.h"
 
-/* Byte layout (crypto/FORMAT.md is the specification; keep the two in step). */
+/* Byte layout (the README's "Store file (version 1)" is the specification; keep the two in
+ * step). */
 #define MAGIC "SFSSTORE"
 #define MAGIC_LEN 8
 #define OFF_VERSION 8
 #define OFF_FLAGS 10
 #define OFF_KEY_ID 12
-#define KEY_ID_LEN 8
+#define KEY_ID_LEN SFS_KEY_ID_BYTES
 #define OFF_TOTAL 20
 #define OFF_NONCE 28
-#define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define NONCE_LEN SFS_AEAD_NONCE_BYTES
 #define OFF_CHECKSUM 52
 #define CHECKSUM_LEN 16
 #define HEADER_LEN 68
-#define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define TAG_LEN SFS_AEAD_TAG_BYTES
 #define MIN_LEN (HEADER_LEN + TAG_LEN)
 
-#define KEY_ID_PERSONAL "secretfs-keyid-1"
 #define MAX_PLAINTEXT ((size_t)64 << 20)
 #define MAX_FILE (MIN_LEN + MAX_PLAINTEXT)
 
@@ -42,7 +39,6 @@
 
 _Static_assert(OFF_NONCE + NONCE_LEN == OFF_CHECKSUM, "header layout");
 _Static_assert(OFF_CHECKSUM + CHECKSUM_LEN == HEADER_LEN, "header layout");
-_Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == SFS_KEY_BYTES, "key size");
 
 static void put_u16(unsigned char *p, uint16_t v)
 {
@@ -85,16 +81,9 @@ static uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
-static void key_id(const sfs_key *key, unsigned char id[KEY_ID_LEN])
-{
-    (void)crypto_generichash_blake2b_salt_personal(id, KEY_ID_LEN, sfs_key_bytes(key),
-                                                   SFS_KEY_BYTES, NULL, 0, NULL,
-                                                   (const unsigned char *)KEY_ID_PERSONAL);
-}
-
 static void header_checksum(const unsigned char *header, unsigned char sum[CHECKSUM_LEN])
 {
-    (void)crypto_generichash(sum, CHECKSUM_LEN, header, OFF_CHECKSUM, NULL, 0);
+    sfs_hash(sum, CHECKSUM_LEN, header, OFF_CHECKSUM, NULL, 0);
 }
 
 static void hex(const unsigned char *p, size_t n, char *out)
@@ -108,7 +97,8 @@ static void hex(const unsigned char *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* Plaintext size of `set`, or 0 with err set when it cannot be stored. */
+/* Sets *out to the plaintext size of `set`.  Returns 0, or -EFBIG / -EINVAL with err set
+ * when the set cannot be stored. */
 static int plaintext_size(const sfs_set *set, size_t *out, struct sfs_err *err)
 {
     size_t n = sfs_set_count(set), total = 4;
@@ -142,14 +132,15 @@ int sfs_store_encode(const sfs_set *set, const sfs_key *key, unsigned char **out
 {
     unsigned char *plain = NULL, *image = NULL, *p;
     size_t plain_len = 0, image_len, n = sfs_set_count(set);
-    unsigned long long clen = 0;
+    sfs_arena *scratch = NULL;
     int rc;
 
     rc = plaintext_size(set, &plain_len, err);
     if (rc < 0)
         return rc;
     image_len = HEADER_LEN + plain_len + TAG_LEN;
-    plain = sodium_malloc(plain_len);
+    scratch = sfs_arena_new(plain_len);
+    plain = scratch ? sfs_arena_alloc(scratch, plain_len ? plain_len : 1) : NULL;
     image = malloc(image_len);
     if (!plain || !image) {
         rc = sfs_err_set(err, -ENOMEM, "out of memory encoding %zu bytes of secrets",
@@ -179,13 +170,12 @@ int sfs_store_encode(const sfs_set *set, const sfs_key *key, unsigned char **out
     memcpy(image, MAGIC, MAGIC_LEN);
     put_u16(image + OFF_VERSION, SFS_STORE_VERSION);
     put_u16(image + OFF_FLAGS, 0);
-    key_id(key, image + OFF_KEY_ID);
+    sfs_key_id(key, image + OFF_KEY_ID);
     put_u64(image + OFF_TOTAL, image_len);
-    randombytes_buf(image + OFF_NONCE, NONCE_LEN);
+    sfs_random_bytes(image + OFF_NONCE, NONCE_LEN);
     header_checksum(image, image + OFF_CHECKSUM);
-    (void)crypto_aead_xchacha20poly1305_ietf_encrypt(
-        image + HEADER_LEN, &clen, plain, plain_len, image, HEADER_LEN, NULL,
-        image + OFF_NONCE, sfs_key_bytes(key));
+    sfs_aead_seal(key, image + OFF_NONCE, image, HEADER_LEN, plain, plain_len,
+                  image + HEADER_LEN);
 
     *out = image;
     *out_len = image_len;
@@ -194,8 +184,7 @@ int sfs_store_encode(const sfs_set *set, const sfs_key *key, unsigned char **out
 
 out_free:
     free(image);
-    if (plain)
-        sodium_free(plain);
+    sfs_arena_free(scratch);
     return rc;
 }
 
@@ -302,7 +291,7 @@ static int plaintext_decode(const unsigned char *p, size_t len, sfs_set **out,
 
 out_free:
     sfs_set_free(set);
-    sodium_memzero(name, sizeof name);
+    sfs_wipe(name, sizeof name);
     return rc;
 }
 
@@ -327,7 +316,7 @@ static int header_check(const unsigned char *b, size_t len, struct sfs_err *err)
     if (len < HEADER_LEN)
         goto out_short;
     header_checksum(b, sum);
-    if (sodium_memcmp(sum, b + OFF_CHECKSUM, CHECKSUM_LEN) != 0)
+    if (!sfs_equal_ct(sum, b + OFF_CHECKSUM, CHECKSUM_LEN))
         return sfs_err_set(err, -EBADMSG, "store header is corrupted (checksum mismatch); "
                            "restore the store from a backup");
     flags = get_u16(b + OFF_FLAGS);
@@ -359,6 +348,7 @@ int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **
     const unsigned char *b = buf;
     unsigned char id[KEY_ID_LEN];
     unsigned char *plain = NULL;
+    sfs_arena *scratch = NULL;
     size_t plain_len;
     int rc;
 
@@ -366,7 +356,7 @@ int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **
     rc = header_check(b, len, err);
     if (rc < 0)
         return rc;
-    key_id(key, id);
+    sfs_key_id(key, id);
     if (memcmp(id, b + OFF_KEY_ID, KEY_ID_LEN) != 0) {
         char want[2 * KEY_ID_LEN + 1], have[2 * KEY_ID_LEN + 1];
         hex(b + OFF_KEY_ID, KEY_ID_LEN, want);
@@ -375,13 +365,15 @@ int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **
                            "%s; this key's id is %s); check --key-file", want, have);
     }
     plain_len = len - MIN_LEN;
-    plain = sodium_malloc(plain_len ? plain_len : 1);
-    if (!plain)
+    scratch = sfs_arena_new(plain_len);
+    plain = scratch ? sfs_arena_alloc(scratch, plain_len ? plain_len : 1) : NULL;
+    if (!plain) {
+        sfs_arena_free(scratch);
         return sfs_err_set(err, -ENOMEM, "out of secure memory for %zu bytes of secrets",
                            plain_len);
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, b + HEADER_LEN,
-                                                   len - HEADER_LEN, b, HEADER_LEN,
-                                                   b + OFF_NONCE, sfs_key_bytes(key)) != 0) {
+    }
+    if (sfs_aead_open(key, b + OFF_NONCE, b, HEADER_LEN, b + HEADER_LEN, len - HEADER_LEN,
+                      plain) != 0) {
         rc = sfs_err_set(err, -EBADMSG, "store contents fail authentication: the store is "
                          "corrupted or was tampered with; restore it from a backup");
         goto out_free;
@@ -389,221 +381,6 @@ int sfs_store_decode(const void *buf, size_t len, const sfs_key *key, sfs_set **
     rc = plaintext_decode(plain, plain_len, out, err);
 
 out_free:
-    sodium_free(plain);
+    sfs_arena_free(scratch);
     return rc;
-}
-
-int sfs_store_read(const char *path, const sfs_key *key, sfs_set **out, struct sfs_err *err)
-{
-    unsigned char *buf = NULL;
-    size_t len = 0, cap;
-    struct stat st;
-    int fd, rc;
-
-    *out = NULL;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        rc = -errno;
-        if (rc == -ENOENT)
-            return sfs_err_set(err, rc, "%s: no such store", path);
-        return sfs_err_set(err, rc, "%s: cannot open store: %s", path, strerror(-rc));
-    }
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot stat store: %s", path, strerror(-rc));
-        goto out_close;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-        sfs_err_set(err, rc, "%s: is %s, not a store; check the store path", path,
-                    S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
-        goto out_close;
-    }
-    if ((uint64_t)st.st_size > MAX_FILE) {
-        rc = sfs_err_set(err, -EFBIG, "%s: is %lld bytes, more than a store may be (%zu MiB of "
-                         "secrets); check the store path", path, (long long)st.st_size,
-                         MAX_PLAINTEXT >> 20);
-        goto out_close;
-    }
-    /* one spare byte, so a file that grew since fstat shows up as trailing data */
-    cap = (size_t)st.st_size + 1;
-    buf = malloc(cap);
-    if (!buf) {
-        rc = sfs_err_set(err, -ENOMEM, "%s: out of memory reading the store", path);
-        goto out_close;
-    }
-    while (len < cap) {
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            sfs_err_set(err, rc, "%s: cannot read store: %s", path, strerror(-rc));
-            goto out_free;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    rc = sfs_store_decode(buf, len, key, out, err);
-    if (rc < 0)
-        sfs_err_prefix(err, "%s", path);
-
-out_free:
-    free(buf);
-out_close:
-    close(fd);
-    return rc;
-}
-
-
-/* What to do about a failed write to the store's directory: "; advice", or "". */
-static const char *write_advice(int rc)
-{
-    switch (-rc) {
-    case ENOSPC:
-    case EDQUOT:
-        return "; free space on the store's filesystem and retry";
-    case EFBIG:
-        return "; raise the file size limit (ulimit -f) and retry";
-    case EROFS:
-        return "; the store's filesystem is read-only: remount it read-write or choose "
-               "another --store";
-    case EACCES:
-    case EPERM:
-        return "; run as a user who may write the store's directory (or fix its "
-               "permissions)";
-    case EIO:
-        return "; check the disk (dmesg) and retry";
-    default:
-        return "";
-    }
-}
-
-/* Ends the message of a failure that left the store as it was: what to do, then that. */
-static int say_unchanged(struct sfs_err *err, int rc, bool advise)
-{
-    size_t n;
-
-    if (!err)
-        return rc;
-    n = strlen(err->msg);
-    snprintf(err->msg + n, sizeof err->msg - n, "%s; the store is unchanged",
-             advise ? write_advice(rc) : "");
-    return rc;
-}
-
-int sfs_store_write(const char *link_path, const sfs_key *key, const sfs_set *set,
-                    struct sfs_err *err)
-{
-    static const char suffix[] = ".tmp.XXXXXX";
-    unsigned char *image = NULL;
-    size_t image_len = 0;
-    char *tmp = NULL, *path;
-    int fd = -1, rc;
-
-    path = sfs_store_target(link_path);
-    if (!path)
-        return sfs_err_set(err, -errno, "%s: cannot resolve the symlink: %s", link_path,
-                           strerror(errno));
-    rc = sfs_store_encode(set, key, &image, &image_len, err);
-    if (rc < 0) {
-        sfs_err_prefix(err, "%s", path);
-        say_unchanged(err, rc, false);
-        goto out_free;
-    }
-    tmp = malloc(strlen(path) + sizeof suffix);
-    if (!tmp) {
-        rc = say_unchanged(err, sfs_err_set(err, -ENOMEM, "%s: out of memory", path), false);
-        goto out_free;
-    }
-    strcpy(tmp, path);
-    strcat(tmp, suffix);
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot create a temporary file next to the store: %s", path,
-                    strerror(-rc));
-        say_unchanged(err, rc, true);
-        goto out_free;
-    }
-    rc = sfs_write_private(fd, image, image_len, tmp, err);
-    if (rc < 0)
-        goto out_unlink;
-    rc = close(fd) < 0 ? -errno : 0;
-    fd = -1;
-    if (rc < 0) {
-        sfs_err_set(err, rc, "%s: cannot close: %s", tmp, strerror(-rc));
-        goto out_unlink;
-    }
-    if (rename(tmp, path) < 0) {
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot replace the store: %s", path, strerror(-rc));
-        goto out_unlink;
-    }
-    rc = sfs_fsync_parent_dir(path);
-    if (rc < 0)
-        sfs_err_set(err, rc, "%s: the store was replaced (it holds the new secrets), but "
-                    "fsync of its directory failed: %s; a crash may bring back the previous "
-                    "store: check the disk (dmesg) and write the change again", path,
-                    strerror(-rc));
-    goto out_free;
-
-out_unlink:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    say_unchanged(err, rc, true);
-out_free:
-    free(tmp);
-    free(image);
-    free(path);
-    return rc;
-}
-
-int sfs_store_lock(const char *link_path, int *fd, struct sfs_err *err)
-{
-    static const char suffix[] = ".lock";
-    char *lock_path = NULL, *path;
-    int lfd, rc = 0;
-
-    *fd = -1;
-    path = sfs_store_target(link_path);
-    if (!path)
-        return sfs_err_set(err, -errno, "%s: cannot resolve the symlink: %s", link_path,
-                           strerror(errno));
-    lock_path = malloc(strlen(path) + sizeof suffix);
-    if (!lock_path) {
-        free(path);
-        return sfs_err_set(err, -ENOMEM, "%s: out of memory", link_path);
-    }
-    strcpy(lock_path, path);
-    strcat(lock_path, suffix);
-    lfd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-    if (lfd < 0) {
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot open lock file: %s%s", lock_path, strerror(-rc),
-                    write_advice(rc));
-        goto out_free;
-    }
-    while (flock(lfd, LOCK_EX) < 0) {
-        if (errno == EINTR)
-            continue;
-        rc = -errno;
-        sfs_err_set(err, rc, "%s: cannot lock: %s", lock_path, strerror(-rc));
-        close(lfd);
-        goto out_free;
-    }
-    *fd = lfd;
-
-out_free:
-    free(lock_path);
-    free(path);
-    return rc;
-}
-
-void sfs_store_unlock(int fd)
-{
-    if (fd >= 0)
-        close(fd);
 }

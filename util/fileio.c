@@ -1,8 +1,10 @@
-#include "crypto/fileio.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,4 +74,34 @@ char *sfs_store_target(const char *path)
     if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
         return realpath(path, NULL);
     return strdup(path);
+}
+
+int sfs_mkdir_parents(const char *path, struct sfs_err *err)
+{
+    char *copy = strdup(path), *dir;
+    int rc = 0;
+
+    if (!copy)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    dir = dirname(copy);
+    if (access(dir, F_OK) < 0 && errno == ENOENT) {
+        char *p;
+        for (p = dir + 1; *p; p++) {
+            if (*p != '/')
+                continue;
+            *p = '\0';
+            if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                rc = sfs_err_set(err, -errno, "%s: cannot create directory: %s", dir,
+                                 strerror(errno));
+                goto out;
+            }
+            *p = '/';
+        }
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+            rc = sfs_err_set(err, -errno, "%s: cannot create directory: %s", dir,
+                             strerror(errno));
+    }
+out:
+    free(copy);
+    return rc;
 }

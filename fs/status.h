@@ -1,0 +1,76 @@
+/* fs/status.h — what a running daemon says about itself, in two small files: the `.status`
+ * view at the mount root, and the generation file outside the mount (fs/notify.h).
+ *
+ * The one owner of both formats: the daemon renders them here, and `secretfs reload`,
+ * `secretfs run` and the Docker plugin parse them here.  Neither ever holds a value.
+ *
+ * .status, one key=value per line, in this order (readers ignore keys they do not know):
+ *     generation=N        loaded_at=UNIX      secrets=N           platform=N
+ *     pid=PID             cache=kernel|none   reloads=N           reloads_started=N
+ *     last_reload=ok | error: WHY
+ *     notify=PATH         (the generation file; absent when there is none)
+ *     backend=file|etcd   and the backend's own lines (etcd: revision=, connection=, ...)
+ *
+ * The generation file:  pid=PID  generation=N  seq=N  (seq is odd while a reload runs).
+ */
+#ifndef SFS_FS_STATUS_H
+#define SFS_FS_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+#define SFS_STATUS_MAX 4096
+
+struct sfs_status {
+    uint64_t generation;
+    int64_t loaded_at;
+    size_t secrets, platform;
+    long pid;
+    bool cache_none;
+    uint64_t reloads;          /* reload attempts finished, ok or not */
+    uint64_t started;          /* reload attempts begun */
+    char last_reload[SFS_ERR_MAX + 16]; /* "ok" or "error: ..." */
+    char notify[256];          /* generation file, "" if none */
+    char backend[1024];        /* the store's lines, verbatim ("backend=...\n..."), or "" */
+};
+
+/* Renders `st` as .status text into buf; returns the length (cut to cap - 1, NUL-ended). */
+size_t sfs_status_render(const struct sfs_status *st, char *buf, size_t cap);
+
+/* Parses .status text (`len` bytes; need not be NUL-terminated).  Returns 0, or -EBADMSG
+ * when it has no positive pid= line (not a secretfs .status).  Unknown keys are kept in
+ * `backend` when they follow a backend= line, else ignored. */
+int sfs_status_parse(const char *text, size_t len, struct sfs_status *out)
+    __attribute__((warn_unused_result));
+
+/* Reads and parses MOUNTPOINT/.status (opened O_NONBLOCK|O_NOFOLLOW; at most
+ * SFS_STATUS_MAX bytes).  Returns 0, -errno of open/read, or -EBADMSG as above. */
+int sfs_status_read(const char *mountpoint, struct sfs_status *out)
+    __attribute__((warn_unused_result));
+
+/* The value of `key` among the backend lines of `st` (e.g. "revision"), copied into out;
+ * returns false when absent. */
+bool sfs_status_backend_field(const struct sfs_status *st, const char *key, char *out,
+                              size_t cap);
+
+struct sfs_genfile {
+    long pid;
+    uint64_t generation;
+    uint64_t seq;
+};
+
+/* Renders the generation file; returns the length (cut to cap - 1). */
+size_t sfs_genfile_render(const struct sfs_genfile *g, char *buf, size_t cap);
+
+/* Parses a generation file.  Returns 0, or -EBADMSG without pid= and seq= lines. */
+int sfs_genfile_parse(const char *text, size_t len, struct sfs_genfile *out)
+    __attribute__((warn_unused_result));
+
+/* Reads and parses the generation file at `path`.  Returns 0, -errno or -EBADMSG. */
+int sfs_genfile_read(const char *path, struct sfs_genfile *out)
+    __attribute__((warn_unused_result));
+
+#endif
