@@ -27,6 +27,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -166,6 +167,93 @@ class Member:
             return ""
 
 
+class TcpProxy:
+    """A loopback TCP forwarder to one member, for partitions the member itself does not
+    see: cut() drops every connection and closes each new one at once (the client sees a
+    reset, as from a host it cannot reach) until heal().  Counts the bytes it forwards
+    each way (down: member -> client).  Its port comes from the kernel (bind to 0)."""
+
+    def __init__(self, target_port):
+        import threading
+        self._threading = threading
+        self.target = ("127.0.0.1", target_port)
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.endpoint = "127.0.0.1:%d" % self.port
+        self.blocked = False
+        self.closed = False
+        self.bytes_down = self.bytes_up = 0
+        self.accepted = 0
+        self._lock = threading.Lock()
+        self._conns = []
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self):
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            if self.blocked or self.closed:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+                continue
+            try:
+                u = socket.create_connection(self.target, timeout=5)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self._lock:
+                self.accepted += 1
+                self._conns += [c, u]
+            for a, b, down in ((c, u, False), (u, c, True)):
+                self._threading.Thread(target=self._pump, args=(a, b, down),
+                                       daemon=True).start()
+
+    def _pump(self, src, dst, down):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self._lock:
+                    if down:
+                        self.bytes_down += len(data)
+                    else:
+                        self.bytes_up += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s_ in (src, dst):
+            with contextlib.suppress(OSError):
+                s_.shutdown(socket.SHUT_RDWR)
+
+    def cut(self):
+        """Drops every connection now and refuses new ones until heal()."""
+        self.blocked = True
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                c.close()
+
+    def heal(self):
+        self.blocked = False
+
+    def close(self):
+        self.closed = True
+        self.cut()
+        with contextlib.suppress(OSError):
+            self.lsock.close()
+
+
 class EtcdCluster:
     """An n-member etcd cluster on loopback.  Use as a context manager (or call close())."""
 
@@ -184,6 +272,7 @@ class EtcdCluster:
                         for i in range(n)]
         self.initial_cluster = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
         self.root_password = None     # set by enable_auth; etcdctl/gateway then log in as root
+        self.proxies = []
         self._tokens = {}
         self._closed = False
         _OPEN.append(self)
@@ -218,6 +307,12 @@ class EtcdCluster:
         idx = range(self.n) if members is None else members
         return "etcd://%s/%s" % (",".join(self.members[i].endpoint for i in idx),
                                  prefix.lstrip("/"))
+
+    def proxy(self, i):
+        """A TcpProxy to member i (closed with the cluster)."""
+        p = TcpProxy(self.members[i].client_port)
+        self.proxies.append(p)
+        return p
 
     def wait_healthy(self, members=None, timeout=30.0):
         """Waits until every listed member (default: all) reports health=true."""
@@ -273,6 +368,9 @@ class EtcdCluster:
         if self._closed:
             return
         self._closed = True
+        for p in self.proxies:
+            with contextlib.suppress(Exception):
+                p.close()
         for m in self.members:
             m.signal(signal.SIGKILL)
         for m in self.members:
@@ -526,6 +624,19 @@ def _selftest():
         time.sleep(3)   # self-test only: let the simple token expire
         assert c.range(b"/t/", user="rw:wpw")[0][b"/t/f"] == b"z"
         assert c.grep_data([b"binary"]), "data dirs not searched"
+        # a proxy forwards, counts, cuts and heals
+        px = c.proxy(1)
+        url = "http://%s/health" % px.endpoint
+        assert b"true" in urllib.request.urlopen(url, timeout=5).read()
+        assert px.bytes_down > 0
+        px.cut()
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            raise AssertionError("a cut proxy forwarded")
+        except OSError:
+            pass
+        px.heal()
+        assert b"true" in urllib.request.urlopen(url, timeout=5).read()
         d = c.dir
     assert not os.path.exists(d), "cluster dir left behind"
     for pid in pids:
