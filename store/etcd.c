@@ -575,32 +575,16 @@ static int load_mirror(struct etcd *e, const sfs_key *key, sfs_set **out, uint64
 /* The local sealed cache (the file store's format, same key). */
 static void write_cache(struct etcd *e, const sfs_key *key, const sfs_set *set)
 {
-#ifdef SFS_ETCD_HAVE_FILE_STORE
     struct sfs_err err;
 
     if (e->cache_path && sfs_store_write_file(e->cache_path, key, set, &err) < 0)
         sfs_warn("etcd cache: %s (the daemon keeps serving; it just cannot start from the "
                  "cache after a reboot)", err.msg);
-#else
-    /* CALL SITE: sfs_store_write_file(e->cache_path, key, set, ...) once store/file.c is
-     * built (the lead's layering refactor). */
-    (void)e;
-    (void)key;
-    (void)set;
-#endif
 }
 
 static int read_cache(struct etcd *e, const sfs_key *key, sfs_set **out, struct sfs_err *err)
 {
-#ifdef SFS_ETCD_HAVE_FILE_STORE
     return e->cache_path ? sfs_store_read_file(e->cache_path, key, out, err) : -ENOENT;
-#else
-    (void)e;
-    (void)key;
-    (void)out;
-    (void)err;
-    return -ENOENT;
-#endif
 }
 
 /* Serves the cache when etcd cannot be reached at start.  Returns 0 or `rc`. */
