@@ -126,7 +126,8 @@ static int split_names(char *text, const char ***out, size_t *n)
 
 struct mount_plan {
     struct sfs_mount_opts o;
-    char *abs[4];             /* absolute copies of relative paths (the daemon runs in /) */
+    char *abs[9];             /* absolute copies of relative paths (the daemon runs in /) */
+    char *etcd_cache;         /* the etcd backend's local sealed cache */
     char *only_text, *env_text;
     const char **only, **env;
     struct sfs_secret_perm *perms;
@@ -138,6 +139,7 @@ static void plan_free(struct mount_plan *p)
 
     for (i = 0; i < sizeof p->abs / sizeof p->abs[0]; i++)
         free(p->abs[i]);
+    free(p->etcd_cache);
     free(p->only_text);
     free(p->env_text);
     free(p->only);
@@ -206,6 +208,16 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
     o->no_invalidate = a->no_invalidate;
     o->store_opts.watch = a->watch || c->watch;
     o->store_opts.lock_timeout_ms = cli->lock_timeout_ms;
+    if (!sfs_store_is_path(cli->store_path)) {
+        struct sfs_store_options *so = &o->store_opts;
+        cli_etcd_options(cli, so);
+        so->ca_file = absolute(p, 4, so->ca_file);
+        so->cert_file = absolute(p, 5, so->cert_file);
+        so->key_file = absolute(p, 6, so->key_file);
+        so->password_file = absolute(p, 7, so->password_file);
+        p->etcd_cache = cli_etcd_cache_path(cli, cli->store_path);
+        so->cache_path = absolute(p, 8, p->etcd_cache);
+    }
 
     p->env_text = strdup(c->platform_env ? c->platform_env : SFS_DEFAULT_PLATFORM_ENV);
     if (!p->env_text || split_names(p->env_text, &p->env, &o->n_platform_env) < 0)

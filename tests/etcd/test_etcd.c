@@ -783,10 +783,12 @@ static int t_auth(void)
     CHECK_MSG(rc == -EACCES, "read-only write: %d %s", rc, err.msg);
     CHECK_STR_CONTAINS(err.msg, "permission denied");
     CHECK_STR_CONTAINS(err.msg, "sfsro");
+    printf("MEASURE a read-only user's write: %s\n", err.msg);
     got = NULL;
     rc = load(none, SFS_LOAD_FRESH, &got, &err);
     CHECK_MSG(rc == -EACCES, "no user: %d %s", rc, err.msg);
     CHECK_STR_CONTAINS(err.msg, "password_file");
+    printf("MEASURE no user against an auth cluster: %s\n", err.msg);
     CHECK(sfs_store_watch(d, &err) == 0);
     sleep(3);   /* past --auth-token-ttl 2: both tokens are gone */
     rc = put_all(a, &p2, &err);
