@@ -671,11 +671,11 @@ static int on_watch(json_t *r, bool is_error, void *ctx)
     else if (!json_is_true(json_object_get(r, "created")) &&
              sfs_etcd_int(json_object_get(r, "header"), "revision") > e->mirror_rev)
         e->mirror_rev = sfs_etcd_int(json_object_get(r, "header"), "revision");
-    if (hit || flipped)
+    if (hit)
         e->changed = true;
     pthread_mutex_unlock(&e->lock);
     if (hit || flipped)
-        signal_fd(e);
+        signal_fd(e);   /* a flip alone only wakes the owner to refresh its status */
     return rc < 0 ? W_BROKEN : 0;
 }
 
@@ -715,13 +715,12 @@ static void pause_ms(struct etcd *e, unsigned ms)
 
 static void broke(struct etcd *e, int rc, const struct sfs_err *err)
 {
+    char reason[sizeof e->reason];
     bool flipped;
 
     pthread_mutex_lock(&e->lock);
-    flipped = note_state(e, false, sfs_etcd_conn_endpoint(e->wconn),
-                         rc == W_BROKEN ? e->reason : err->msg);
-    if (flipped)
-        e->changed = true;
+    snprintf(reason, sizeof reason, "%s", rc == W_BROKEN ? e->reason : err->msg);
+    flipped = note_state(e, false, sfs_etcd_conn_endpoint(e->wconn), reason);
     pthread_mutex_unlock(&e->lock);
     if (flipped)
         signal_fd(e);
