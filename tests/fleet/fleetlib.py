@@ -171,14 +171,16 @@ class Fleet(harness.CliSandbox):
         self.prefix = "sfs-fleet-%s/" % os.urandom(4).hex()
         self.location = self.cluster.location(self.prefix)
         self.etcd_config = etcd_config
+        # the daemons' local sealed cache: in the sandbox, not /var/cache/secretfs
+        self.cache_file = os.path.join(self.dir, "daemon.cache")
         self.write_fleet_config()
 
     def write_fleet_config(self, extra=""):
         with open(self.config, "w") as f:
             f.write("[store]\npath = %s\nkey_file = %s\n" % (self.location, self.key))
             if os.environ.get("SFS_FLEET_ETCD_SECTION", "1") != "0":
-                f.write("[etcd]\ndial_timeout = %s\nrequest_timeout = %s\n%s\n" % (
-                    DIAL_TIMEOUT, REQUEST_TIMEOUT, self.etcd_config))
+                f.write("[etcd]\ndial_timeout = %s\nrequest_timeout = %s\ncache_file = %s\n%s\n"
+                        % (DIAL_TIMEOUT, REQUEST_TIMEOUT, self.cache_file, self.etcd_config))
             f.write(extra)
 
     def loc(self, first=0, only=False):

@@ -72,12 +72,24 @@ def test_quorum_lost():
         # every mount keeps serving the last good set, and .status says why it is stale
         for m in mnts:
             check(serves(m, base), "%s stopped serving during the outage" % os.path.basename(m))
-        wait_until(lambda: all(status(m).get("connection", "").startswith("retrying since ")
-                               for m in mnts),
-                   "every daemon's .status to say connection=retrying since ...", mnts,
-                   RECOVER_DEADLINE)
-        st = status(mnts[0])
-        print("   .status: connection=%s" % st.get("connection"))
+        no_reason = []
+
+        def all_retrying():
+            states = [status(m).get("connection", "") for m in mnts]
+            no_reason.extend(s for s in states if s.startswith("retrying")
+                             and not s.partition(": ")[2].strip())
+            return all(s.startswith("retrying since ") for s in states)
+        wait_until(all_retrying, "every daemon's .status to say connection=retrying since ...",
+                   mnts, RECOVER_DEADLINE, tick=0.02)
+        check(not no_reason, ".status said connection=retrying with an empty reason (%d of "
+              "the samples, e.g. %r)" % (len(no_reason), no_reason[:1]))
+        for i, m in enumerate(mnts):
+            conn = status(m).get("connection", "")
+            print("   daemon %d .status: connection=%s" % (i, conn[:200]))
+        for i, m in enumerate(mnts):
+            conn = status(m).get("connection", "")
+            reason = conn.split(": ", 1)[1].strip() if ": " in conn else ""
+            check(reason, "daemon %d: .status says connection=%r without a reason" % (i, conn))
         for m in mnts:
             check(serves(m, base), "%s stopped serving during the outage" % os.path.basename(m))
         # quorum back: the refused write is nowhere, new writes reach everyone
