@@ -6,6 +6,7 @@ set -eu
 PACKAGES="
   meson ninja-build pkg-config gcc
   libfuse3-dev fuse3 libsodium-dev libinih-dev libjansson-dev libsystemd-dev libmicrohttpd-dev
+  libcurl4-openssl-dev
   python3 bash dash zsh busybox util-linux passwd procps valgrind strace
   etcd-server etcd-client
 "
