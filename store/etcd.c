@@ -67,45 +67,54 @@ static struct etcd *E(const sfs_store *s)
 
 /* ---- location and options ---- */
 
-static int parse_endpoints(struct etcd *e, const char *loc, const char *hosts, size_t n,
-                           struct sfs_err *err)
+/* One endpoint at *p: [http:// | https://]HOST:PORT, ending at ',' or '/'. */
+static int parse_endpoint(struct etcd *e, const char *loc, const char **p, struct sfs_err *err)
 {
-    const char *p = hosts, *end = hosts + n;
+    size_t n = e->cfg.n_endpoints, len;
+    const char *colon;
+    int tls = -1;
 
-    while (p < end) {
-        const char *comma = memchr(p, ',', (size_t)(end - p)), *colon;
-        size_t len = (size_t)((comma ? comma : end) - p);
-        colon = memchr(p, ':', len);
-        if (!len || !colon || colon == p || colon + 1 == p + len ||
-            strspn(colon + 1, "0123456789") < (size_t)(p + len - colon - 1))
-            return sfs_err_set(err, -EINVAL, "%s: endpoint '%.*s' is not HOST:PORT; write "
-                               "etcd://HOST:PORT[,HOST:PORT...]/PREFIX", loc, (int)len, p);
-        if (e->cfg.n_endpoints == SFS_ETCD_MAX_ENDPOINTS)
-            return sfs_err_set(err, -EINVAL, "%s: more than %d endpoints", loc,
-                               SFS_ETCD_MAX_ENDPOINTS);
-        if (!(e->cfg.endpoints[e->cfg.n_endpoints++] = strndup(p, len)))
-            return sfs_err_set(err, -ENOMEM, "out of memory");
-        p += len + 1;
-    }
+    if (strncmp(*p, "https://", 8) == 0)
+        tls = 1, *p += 8;
+    else if (strncmp(*p, "http://", 7) == 0)
+        tls = 0, *p += 7;
+    len = strcspn(*p, ",/");
+    colon = memchr(*p, ':', len);
+    if (!len || !colon || colon == *p || colon + 1 == *p + len ||
+        strspn(colon + 1, "0123456789") < (size_t)(*p + len - colon - 1))
+        return sfs_err_set(err, -EINVAL, "%s: endpoint '%.*s' is not HOST:PORT; write "
+                           "etcd://HOST:PORT[,HOST:PORT...]/PREFIX", loc, (int)len, *p);
+    if (n == SFS_ETCD_MAX_ENDPOINTS)
+        return sfs_err_set(err, -EINVAL, "%s: more than %d endpoints", loc,
+                           SFS_ETCD_MAX_ENDPOINTS);
+    if (!(e->cfg.endpoints[n] = strndup(*p, len)))
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    e->cfg.tls_at[n] = tls < 0 ? e->cfg.tls : tls == 1;
+    e->cfg.n_endpoints++;
+    *p += len;
     return 0;
 }
 
 static int parse_location(struct etcd *e, const char *loc, const char *rest,
                           struct sfs_err *err)
 {
-    const char *slash = strchr(rest, '/');
+    const char *p = rest, *slash;
     size_t plen;
+    int rc = 0;
 
     if (strchr(rest, '@'))
         return sfs_err_set(err, -EINVAL, "%s: credentials do not belong in the location; put "
                            "user and password_file in the [etcd] section", loc);
-    if (!slash || slash == rest || !slash[1] || strspn(slash, "/") == strlen(slash))
+    while (rc == 0 && (rc = parse_endpoint(e, loc, &p, err)) == 0 && *p == ',')
+        p++;
+    if (rc < 0)
+        return rc;
+    slash = p;
+    if (*slash != '/' || !slash[1] || strspn(slash, "/") == strlen(slash))
         return sfs_err_set(err, -EINVAL, "%s: no prefix; write etcd://HOST:PORT/PREFIX, e.g. "
                            "etcd://127.0.0.1:2379/secretfs/prod/", loc);
     if (strlen(slash) > 512)
         return sfs_err_set(err, -EINVAL, "%s: the prefix is over 512 bytes", loc);
-    if (parse_endpoints(e, loc, rest, (size_t)(slash - rest), err) < 0)
-        return -EINVAL;
     plen = strlen(slash);
     e->prefix = malloc(plen + 2);
     e->commit_key = malloc(plen + 8);

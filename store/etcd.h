@@ -106,7 +106,8 @@ void sfs_etcd_blob_hash(const unsigned char *blob, size_t len,
 struct sfs_etcd_cfg {
     char *endpoints[SFS_ETCD_MAX_ENDPOINTS];   /* "HOST:PORT" */
     size_t n_endpoints;
-    bool tls;
+    bool tls;                                  /* https for endpoints without a scheme */
+    bool tls_at[SFS_ETCD_MAX_ENDPOINTS];       /* per endpoint ("https://HOST:PORT") */
     const char *ca_file, *cert_file, *key_file;   /* borrowed from the options */
     const char *user;
     char *password;          /* in secure memory (NULL without auth) */

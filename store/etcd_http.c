@@ -134,7 +134,7 @@ static struct curl_slist *setup(sfs_etcd_conn *c, const char *path, struct curl_
     const struct sfs_etcd_cfg *cfg = c->cfg;
     char url[512], auth[1024];
 
-    snprintf(url, sizeof url, "%s://%s%s", cfg->tls ? "https" : "http",
+    snprintf(url, sizeof url, "%s://%s%s", cfg->tls_at[c->cur] ? "https" : "http",
              cfg->endpoints[c->cur], path);
     curl_easy_reset(c->easy);
     curl_easy_setopt(c->easy, CURLOPT_URL, url);
