@@ -58,6 +58,7 @@ struct etcd {
     int efd;
     pthread_t thread;
     sfs_etcd_conn *wconn;         /* the watch thread's */
+    bool watch_ok;                /* the watch thread's: the current stream was created */
 };
 
 static struct etcd *E(const sfs_store *s)
@@ -672,6 +673,7 @@ static int on_watch(json_t *r, bool is_error, void *ctx)
         pthread_mutex_unlock(&e->lock);
         return W_BROKEN;
     }
+    e->watch_ok = true;
     pthread_mutex_lock(&e->lock);
     flipped = note_state(e, true, sfs_etcd_conn_endpoint(e->wconn), "");
     e->watch_bytes = sfs_etcd_conn_received(e->wconn);
@@ -753,6 +755,7 @@ static void *watch_main(void *arg)
             pthread_mutex_lock(&e->lock);
             from = e->mirror_rev + 1;
             pthread_mutex_unlock(&e->lock);
+            e->watch_ok = false;
             rc = sfs_etcd_watch(e->wconn, e->prefix, from, on_watch, e, &e->stop, &err);
         }
         if (e->stop)
@@ -762,7 +765,8 @@ static void *watch_main(void *arg)
             continue;
         }
         broke(e, rc, &err);
-        backoff = e->connected ? 100 : backoff;
+        if (e->watch_ok)
+            backoff = 100;   /* it had been streaming: retry soon */
         sfs_etcd_conn_next(e->wconn);
         pause_ms(e, backoff + (unsigned)(time(NULL) % 50));
         backoff = backoff < 2000 ? backoff * 2 : 2000;
@@ -1198,8 +1202,11 @@ static int etcd_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit,
 
     for (attempt = 0; attempt < MAX_ATTEMPTS && rc == -EAGAIN; attempt++) {
         sfs_set *next = NULL;
-        if (attempt)
-            pause_ms(e, 20u * (unsigned)attempt + (unsigned)(rand() % 50));
+        if (attempt) {
+            unsigned char r;
+            sfs_random_bytes(&r, 1);
+            pause_ms(e, 20u * (unsigned)attempt + r % 50u);
+        }
         rc = read_current(e, key, &cur, err);
         if (rc == 0 && !(next = sfs_set_clone(cur.set)))
             rc = sfs_err_set(err, -ENOMEM, "out of secure memory");
