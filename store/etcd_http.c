@@ -176,6 +176,15 @@ static int curl_errno(CURLcode cc)
     }
 }
 
+/* Whether a failure is our TLS configuration (or the member's certificate), which no other
+ * endpoint or retry will fix. */
+static bool tls_setup_error(CURLcode cc)
+{
+    return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CERTPROBLEM ||
+           cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_SSL_CIPHER ||
+           cc == CURLE_SSL_CRL_BADFILE || cc == CURLE_SSL_ISSUER_ERROR;
+}
+
 /* One POST to the current endpoint within `timeout_ms`.  Returns 0 with *http and the body in
  * `out`, or a network -errno with err set. */
 static int post_once(sfs_etcd_conn *c, const char *path, const char *body, size_t blen,
@@ -195,8 +204,16 @@ static int post_once(sfs_etcd_conn *c, const char *path, const char *body, size_
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, out);
     cc = h ? curl_easy_perform(c->easy) : CURLE_OUT_OF_MEMORY;
     if (cc != CURLE_OK) {
-        rc = sfs_err_set(err, curl_errno(cc), "%s: %s", sfs_etcd_conn_endpoint(c),
-                         c->curl_msg[0] ? c->curl_msg : curl_easy_strerror(cc));
+        rc = sfs_err_set(err, curl_errno(cc), "%s: %s%s", sfs_etcd_conn_endpoint(c),
+                         c->curl_msg[0] ? c->curl_msg : curl_easy_strerror(cc),
+                         cc == CURLE_GOT_NOTHING && !c->cfg->tls_at[c->cur]
+                         ? " (an https member? write https://HOST:PORT or set [etcd] ca_file)"
+                         : "");
+        if (tls_setup_error(cc))
+            rc = sfs_err_set(err, -EACCES, "%s: TLS: %s; check [etcd] ca_file (the CA that "
+                             "signed the members' certificates), cert_file and key_file",
+                             sfs_etcd_conn_endpoint(c),
+                             c->curl_msg[0] ? c->curl_msg : curl_easy_strerror(cc));
     } else {
         curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, http);
         c->received += out->n;
@@ -310,6 +327,8 @@ static int attempt(sfs_etcd_conn *c, const char *path, const char *body, size_t 
         }
     }
     rc = post_once(c, path, body, blen, left, &http, &b, err);
+    if (rc == -EACCES)
+        *v = V_FAIL;   /* TLS set up wrong: no retry helps */
     if (rc == 0)
         rc = judge(c, http, &b, resp, v, err);
     free(b.p);

@@ -4,7 +4,12 @@ keys, refused values, the password file's checks), every store command on an etc
 location, and `secretfs copy` file -> etcd -> file and prefix -> prefix, exactly and
 atomically.  Exit 77 without etcd."""
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "mount"))
@@ -77,12 +82,77 @@ def test_commands_and_copy():
         check(not found, "plaintext in etcd's data dir")
 
 
+def make_certs(d):
+    """A CA and a server certificate for 127.0.0.1 (openssl), or None without openssl."""
+    if not shutil.which("openssl"):
+        return None
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda args: subprocess.run(["openssl"] + args, cwd=d, check=True,  # noqa: E731
+                                      capture_output=True)
+    run(["req", "-x509"] + ec + ["-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+                                 "-subj", "/CN=sfs-test-ca"])
+    run(["req"] + ec + ["-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1"])
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run(["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "srv.pem", "-days", "1", "-extfile", "ext"])
+    return os.path.join(d, "ca.pem")
+
+
+def start_tls_etcd(d):
+    """One etcd member serving clients over https only; returns (Popen, "127.0.0.1:PORT")."""
+    base = etcd_cluster._pick_base(2)
+    ep, peer = "127.0.0.1:%d" % base, "http://127.0.0.1:%d" % (base + 1)
+    argv = [etcd_cluster.ETCD, "--name", "tls", "--data-dir", os.path.join(d, "data"),
+            "--listen-client-urls", "https://" + ep, "--advertise-client-urls", "https://" + ep,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", "tls=" + peer, "--initial-cluster-token",
+            "sfs-tls-%d-%s" % (os.getpid(), os.urandom(4).hex()),
+            "--cert-file", os.path.join(d, "srv.pem"), "--key-file", os.path.join(d, "srv.key"),
+            "--logger=zap", "--log-outputs=" + os.path.join(d, "etcd.log")]
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return p, ep
+
+
+def test_tls():
+    d = tempfile.mkdtemp(prefix="sfs-etcd-tls-")
+    p = None
+    try:
+        ca = make_certs(d)
+        if not ca:
+            print("   (no openssl: TLS not tested)")
+            return
+        p, ep = start_tls_etcd(d)
+        with CliSandbox() as sb:
+            loc = "etcd://%s/sfs-tls/" % ep
+            sb.write_config("[etcd]\nca_file = %s\ndial_timeout = 1\nrequest_timeout = 5\n" % ca)
+            deadline = time.monotonic() + 20
+            while b"no store there yet" not in sb.run(["list", "--store", loc],
+                                                       check_rc=False).stderr:
+                check(time.monotonic() < deadline, "the TLS member never answered")
+                time.sleep(0.2)
+            value = canary("tls")
+            sb.run(["set", "T", "--store", loc], input=value)
+            check(sb.get("T", ["--store", "etcd://https://%s/sfs-tls/" % ep]) == value,
+                  "get over https differs")
+            sb.write_config("[etcd]\ndial_timeout = 1\nrequest_timeout = 5\n")
+            t0 = time.monotonic()
+            sb.fails(["list", "--store", "etcd://https://%s/sfs-tls/" % ep], 1, "TLS", "ca_file")
+            check(time.monotonic() - t0 < 4, "an untrusted certificate was retried")
+            sb.fails(["list", "--store", loc], 1, "https")
+    finally:
+        if p:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     reason = etcd_cluster.available()
     if reason:
         print("SKIP: %s" % reason)
         return 77
-    return run_all(test_config_section, test_commands_and_copy)
+    return run_all(test_config_section, test_commands_and_copy, test_tls)
 
 
 if __name__ == "__main__":
