@@ -41,11 +41,15 @@ struct etcd {
     const char *cache_path;
     bool loaded_from_etcd;
 
-    pthread_mutex_t lock;         /* protects everything below */
+    pthread_mutex_t lock;         /* protects the mirror, `changed`, `running` and `stop` */
     pthread_cond_t wake;
     struct sfs_etcd_kvs mirror;   /* the prefix's ciphertext, in key order */
     int64_t mirror_rev;           /* the revision the mirror reflects; 0: none yet */
-    bool changed;                 /* the commit changed (or status did) since watch_due */
+    bool changed;                 /* the commit changed since watch_due */
+
+    /* What .status shows.  Its own lock, never held while decrypting: FUSE handlers render
+     * .status and must not wait for a reload. */
+    pthread_mutex_t slock;
     int64_t served_rev;
     bool connected, from_cache;
     time_t since;
@@ -59,6 +63,7 @@ struct etcd {
     pthread_t thread;
     sfs_etcd_conn *wconn;         /* the watch thread's */
     bool watch_ok;                /* the watch thread's: the current stream was created */
+    char wreason[256];            /* why the last stream ended (slock) */
 };
 
 static struct etcd *E(const sfs_store *s)
@@ -176,6 +181,7 @@ static void etcd_free(struct etcd *e)
     sfs_etcd_kvs_clear(&e->mirror);
     sfs_arena_free(e->secure);
     pthread_mutex_destroy(&e->lock);
+    pthread_mutex_destroy(&e->slock);
     pthread_cond_destroy(&e->wake);
     free(e->prefix);
     free(e->commit_key);
@@ -191,6 +197,7 @@ static int etcd_open(sfs_store *s, const char *rest, struct sfs_err *err)
     if (!e)
         return sfs_err_set(err, -ENOMEM, "out of memory");
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->slock, NULL);
     pthread_cond_init(&e->wake, NULL);
     e->efd = -1;
     e->cfg.tls = o->ca_file || o->cert_file;
@@ -234,7 +241,7 @@ static void etcd_close(sfs_store *s)
 
 /* ---- connection state (for .status) ---- */
 
-/* Records the outcome of talking to etcd.  Returns whether the state flipped.  Lock held. */
+/* Records the outcome of talking to etcd.  Returns whether the state flipped.  slock held. */
 static bool note_state(struct etcd *e, bool ok, const char *endpoint, const char *reason)
 {
     bool flipped = ok != e->connected;
@@ -254,9 +261,9 @@ static bool note_state(struct etcd *e, bool ok, const char *endpoint, const char
 
 static void note(struct etcd *e, bool ok, const char *endpoint, const char *reason)
 {
-    pthread_mutex_lock(&e->lock);
+    pthread_mutex_lock(&e->slock);
     (void)note_state(e, ok, endpoint, reason);
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_unlock(&e->slock);
 }
 
 static bool is_network(int rc)
@@ -607,9 +614,9 @@ static int fall_back_to_cache(struct etcd *e, const sfs_key *key, int rc, sfs_se
         return rc;
     sfs_warn("%s; serving the local cache %s until etcd answers", err ? err->msg : "etcd "
              "unreachable", e->cache_path);
-    pthread_mutex_lock(&e->lock);
+    pthread_mutex_lock(&e->slock);
     e->from_cache = true;
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_unlock(&e->slock);
     return 0;
 }
 
@@ -630,9 +637,9 @@ static int etcd_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set *
     sfs_etcd_conn_budget(e->conn, 0);
     if (rc == 0) {
         e->loaded_from_etcd = true;
-        pthread_mutex_lock(&e->lock);
+        pthread_mutex_lock(&e->slock);
         e->served_rev = (int64_t)*revision;
-        pthread_mutex_unlock(&e->lock);
+        pthread_mutex_unlock(&e->slock);
         write_cache(e, key, *out);
     } else if (is_network(rc) && !e->loaded_from_etcd && e->cache_path) {
         rc = fall_back_to_cache(e, key, rc, out, err);
@@ -666,17 +673,19 @@ static int on_watch(json_t *r, bool is_error, void *ctx)
     if (!is_error && sfs_etcd_int(r, "compact_revision") > 0)
         return W_RESYNC;
     if (is_error || json_is_true(json_object_get(r, "canceled"))) {
-        pthread_mutex_lock(&e->lock);
-        snprintf(e->reason, sizeof e->reason, "%s: watch %s: %s",
+        pthread_mutex_lock(&e->slock);
+        snprintf(e->wreason, sizeof e->wreason, "%s: watch %s: %s",
                  sfs_etcd_conn_endpoint(e->wconn), is_error ? "failed" : "canceled",
                  why ? why : "no reason given");
-        pthread_mutex_unlock(&e->lock);
+        pthread_mutex_unlock(&e->slock);
         return W_BROKEN;
     }
     e->watch_ok = true;
-    pthread_mutex_lock(&e->lock);
+    pthread_mutex_lock(&e->slock);
     flipped = note_state(e, true, sfs_etcd_conn_endpoint(e->wconn), "");
     e->watch_bytes = sfs_etcd_conn_received(e->wconn);
+    pthread_mutex_unlock(&e->slock);
+    pthread_mutex_lock(&e->lock);
     if (json_array_size(json_object_get(r, "events")))
         rc = apply_events(e, json_object_get(r, "events"), &hit);
     else if (!json_is_true(json_object_get(r, "created")) &&
@@ -726,13 +735,12 @@ static void pause_ms(struct etcd *e, unsigned ms)
 
 static void broke(struct etcd *e, int rc, const struct sfs_err *err)
 {
-    char reason[sizeof e->reason];
     bool flipped;
 
-    pthread_mutex_lock(&e->lock);
-    snprintf(reason, sizeof reason, "%s", rc == W_BROKEN ? e->reason : err->msg);
-    flipped = note_state(e, false, sfs_etcd_conn_endpoint(e->wconn), reason);
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_lock(&e->slock);
+    flipped = note_state(e, false, sfs_etcd_conn_endpoint(e->wconn),
+                         rc == W_BROKEN ? e->wreason : err->msg);
+    pthread_mutex_unlock(&e->slock);
     if (flipped)
         signal_fd(e);
 }
@@ -843,7 +851,7 @@ static size_t etcd_status(const sfs_store *s, char *buf, size_t cap)
     struct tm tm;
     int n;
 
-    pthread_mutex_lock(&e->lock);
+    pthread_mutex_lock(&e->slock);
     if (!e->connected && e->since && gmtime_r(&e->since, &tm))
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (e->connected || !e->since)
@@ -856,7 +864,7 @@ static size_t etcd_status(const sfs_store *s, char *buf, size_t cap)
                      "endpoint=%s\nwatch_received_bytes=%llu\n", (long long)e->served_rev,
                      when, e->reason, e->from_cache ? "; serving the local cache" : "",
                      e->endpoint, (unsigned long long)e->watch_bytes);
-    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_unlock(&e->slock);
     if (n < 0)
         return 0;
     return (size_t)n >= cap ? cap - 1 : (size_t)n;
