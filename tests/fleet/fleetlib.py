@@ -153,6 +153,28 @@ def wrong_values(mnt, allowed):
     return bad
 
 
+class _Detached:
+    """A detached daemon (not our child) with the bits of Popen that cleanup uses."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def poll(self):
+        return None if pid_alive(self.pid) else 0
+
+    def wait(self, timeout=None):
+        deadline = time.monotonic() + (timeout or 1e9)
+        while pid_alive(self.pid):
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("secretfs mount", timeout)
+            time.sleep(0.01)
+        return 0
+
+    def kill(self):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
 class Fleet(harness.CliSandbox):
     """A CliSandbox (key, config, canary-checked runs) whose store is a fresh prefix in a
     loopback etcd cluster it owns."""
@@ -206,13 +228,19 @@ class Fleet(harness.CliSandbox):
         return self.admin(args, member=member)
 
     def mount(self, member=0, opts=(), only=False, location=None, name=None, env=None,
-              expect_fail=False):
+              background=False):
         """`secretfs mount -f` of this prefix with member `member` first; returns the
-        mountpoint once visible.  Its log is self.log_of(mnt)."""
+        mountpoint once visible.  Its log is self.log_of(mnt).  background=True: plain
+        `secretfs mount` (the daemon detaches and logs to syslog), as a host runs it."""
         name = name or "mnt%d-%d" % (member, len(self.daemons))
         mnt = self.mountpoint(name)
         log = os.path.join(self.dir, name + ".log")
         loc = location or self.loc(member, only=only)
+        if background:
+            harness.Sandbox.mount(self, mnt, ["--store", loc] + list(opts), env=env)
+            open(log, "wb").close()
+            self.daemons.append((mnt, _Detached(self.daemon_pid(mnt)), log))
+            return mnt
         p = harness.start_foreground(self, mnt, ["--store", loc] + list(opts), log=log,
                                      env=env)
         self.daemons.append((mnt, p, log))

@@ -2,15 +2,18 @@
 
 - three daemons on three mountpoints, each pointed at a different member, serve the same set,
   and .status says backend=etcd, the same revision, connection=connected
-- an update-secrets (and set, rm) through a fourth process reaches all three by the watch
+- an update-secrets (and set, rm) through a fourth process reaches all three by the watch;
+  so does each of 150 back-to-back updates
 - `secretfs run --restart-on-change` on one of them restarts its child with the new value
 - list/get answer from etcd; no canary value in any output or log; no value nor name in the
   members' data dirs
 - `secretfs copy`: file -> etcd -> file and prefix -> prefix round trips keep every byte
 """
+import contextlib
 import os
+import signal
 
-from fleetlib import (Fleet, canary, check, fleet_main, read, redact, serves, status,
+from fleetlib import (Fleet, TestFailure, canary, check, fleet_main, read, redact, serves, status,
                       wait_until)
 from runlib import ChildDir, Runner
 
@@ -88,6 +91,58 @@ def test_three_daemons_follow_one_set():
         f.check_no_leaks(names + ["FLEET_ADDED", "BINARY"])
 
 
+def test_back_to_back_updates_reach_every_daemon():
+    """Each of many quick updates (the next one right after the last daemon serves the
+    previous) reaches all three daemons: a change that arrives while a daemon is finishing
+    the previous reload must not be dropped until some later change."""
+    n = int(os.environ.get("SFS_FLEET_UPDATES", "150"))
+    with Fleet() as f:
+        f.put_secrets({"RAPID": b"r-start"})
+        # detached daemons, as `secretfs mount` leaves them (and one in the foreground)
+        mnts = [f.mount(0, background=True), f.mount(1, background=True), f.mount(2)]
+        f.wait_served(mnts, {"RAPID": b"r-start"})
+        # readers keep reading, as applications do: reloads overlap with requests
+        readers = [spin_reader(m, "RAPID") for m in mnts]
+        try:
+            rapid_updates(f, mnts, n)
+        finally:
+            for pid in readers:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        print("   %d back-to-back updates reached all three daemons" % n)
+
+
+def spin_reader(mnt, name):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            path = os.path.join(mnt, name)
+            while True:
+                with contextlib.suppress(OSError):
+                    read(path)
+        finally:
+            os._exit(0)
+    return pid
+
+
+def rapid_updates(f, mnts, n):
+    """n updates through member 0, each waited for on every mount."""
+    for i in range(n):
+        value = ("r-%d-%s" % (i, os.urandom(4).hex())).encode()
+        f.admin(["set", "RAPID"], input=value, member=0)
+        try:
+            f.wait_served(mnts, {"RAPID": value}, timeout=10)
+        except TestFailure:
+            lagging = [k for k, m in enumerate(mnts) if not serves(m, {"RAPID": value})]
+            st = [status(mnts[k]) for k in lagging]
+            raise TestFailure(
+                "update %d of %d never reached daemon(s) %s (etcd at revision %d; they serve "
+                "revision %s, connection %s): a change that arrives while the daemon "
+                "finishes a reload is dropped until the next change" % (
+                    i + 1, n, lagging, f.cluster.revision(),
+                    [x.get("revision") for x in st], [x.get("connection") for x in st]))
+
+
 def test_copy_round_trip():
     with Fleet() as f:
         src = os.path.join(f.dir, "src.store")
@@ -119,4 +174,5 @@ def test_copy_round_trip():
 
 
 if __name__ == "__main__":
-    fleet_main(test_three_daemons_follow_one_set, test_copy_round_trip)
+    fleet_main(test_three_daemons_follow_one_set, test_back_to_back_updates_reach_every_daemon,
+               test_copy_round_trip)
