@@ -46,6 +46,7 @@ import etcd_cluster  # noqa: E402
 N_SMALL = 10
 N_BIG = 10000
 TARGET_P99_MS = 100.0
+MISS_S = 5.0     # an update no daemon-set serves within this is counted as missed, not timed
 
 
 def log(msg):
@@ -81,6 +82,7 @@ class Bench:
         self.env["SECRETFS_CONFIG"] = self.config
         self.env["SECRETFS_KEY_FILE"] = self.key
         self.cmdlog = open(os.path.join(self.dir, "commands.log"), "ab")
+        self.missed = []
 
     def sfs(self, argv, input=None, check=True):
         p = subprocess.run([self.args.secretfs] + argv, input=input, env=self.env,
@@ -189,7 +191,7 @@ class Bench:
                 self.sfs(["update-secrets", "--secrets-file", path, "--store", writer])
                 t0 = time.monotonic()
                 pending = set(range(len(mnts)))
-                deadline = t0 + 30
+                deadline = t0 + MISS_S
                 while pending:
                     for k in list(pending):
                         if read_value(os.path.join(mnts[k], name)) == value:
@@ -198,9 +200,18 @@ class Bench:
                         break
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        raise RuntimeError("update %d: %d daemon(s) did not serve it in 30 s"
-                                           % (i, len(pending)))
+                        info = []
+                        for k in sorted(pending):
+                            st = self.status(mnts[k])
+                            info.append("daemon %d at revision %s (etcd %d)" % (
+                                k, st.get("revision"), self.cluster.revision()))
+                        self.missed.append("update %d: %s" % (i, ", ".join(info)))
+                        log("update %d not served within %.0f s: %s" % (i, MISS_S,
+                                                                         "; ".join(info)))
+                        break
                     ino.wait(min(left, 0.05))
+                if pending:
+                    continue
                 lat.append(time.monotonic() - t0)
         finally:
             ino.close()
@@ -243,6 +254,13 @@ class Inotify:
         os.close(self.fd)
 
 
+def missed_text(missed):
+    if not missed:
+        return ""
+    return ("; %d update(s) NOT served within %.0f s, until a later one (%s)" % (
+        len(missed), MISS_S, missed[0]))
+
+
 def rand_values(n, size=64, tag="v"):
     return {"BENCH_%05d" % i: os.urandom(size // 2).hex().encode() for i in range(n)}
 
@@ -262,14 +280,17 @@ def run(args):
         small = "bench-small-%s/" % os.urandom(3).hex()
         b.write_set(small, rand_values(N_SMALL))
         mnts = [b.mount(small, i, "small%d" % i)[0] for i in range(3)]
+        b.missed = []
         lat = b.timed_updates(small, mnts, "BENCH_00000", n_upd, 64)
+        missed11 = list(b.missed)
         p50, p99 = pct(lat, 50) * 1e3, pct(lat, 99) * 1e3
         rows.append({"id": 11, "name": "update-secrets -> 3 daemons serve it (%d secrets)" %
                      N_SMALL, "unit": "ms", "p50": p50, "p99": p99, "max": max(lat) * 1e3,
                      "samples": len(lat), "target": "p99 < %.0f ms" % TARGET_P99_MS,
-                     "met": p99 < TARGET_P99_MS,
-                     "detail": "p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d updates" % (
-                         p50, p99, max(lat) * 1e3, len(lat))})
+                     "met": p99 < TARGET_P99_MS and not missed11, "missed": len(missed11),
+                     "detail": "p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d updates served"
+                               "%s" % (p50, p99, max(lat) * 1e3, len(lat), missed_text(
+                                   missed11))})
         for m in mnts:
             b.unmount(m)
 
@@ -278,31 +299,34 @@ def run(args):
         big = "bench-big-%s/" % os.urandom(3).hex()
         values = rand_values(N_BIG)
         b.write_set(big, values)
-        stored = sum(len(v) for v in b.cluster.range(big.encode())[0].values())
+        stored = sum(len(v) for v in b.cluster.range(("/" + big).encode())[0].values())
         mnts = [b.mount(big, i, "big%d" % i)[0] for i in range(3)]
         def daemon_bytes():
             return [float(b.status(m).get("watch_received_bytes", "nan")) for m in mnts]
         before, dbefore = [b.sent_bytes(1), b.sent_bytes(2)], daemon_bytes()
         t_before = time.monotonic()
+        b.missed = []
         lat = b.timed_updates(big, mnts, "BENCH_04242", n_big_upd, 64)
+        missed12 = list(b.missed)
         idle_s = time.monotonic() - t_before
         after, dafter = [b.sent_bytes(1), b.sent_bytes(2)], daemon_bytes()
-        per_update = [(a - s) / len(lat) for a, s in zip(after, before)]
+        per_update = [(a - s) / n_big_upd for a, s in zip(after, before)]
         bpu = statistics.mean(per_update)
-        dpu = statistics.mean((a - s) / len(lat) for a, s in zip(dafter, dbefore))
+        dpu = statistics.mean((a - s) / n_big_upd for a, s in zip(dafter, dbefore))
         p50, p99 = pct(lat, 50) * 1e3, pct(lat, 99) * 1e3
         rows.append({"id": 12, "name": "the same, %d secrets, one changed" % N_BIG,
                      "unit": "ms", "p50": p50, "p99": p99, "max": max(lat) * 1e3,
                      "samples": len(lat), "target": "p99 < %.0f ms" % TARGET_P99_MS,
-                     "met": p99 < TARGET_P99_MS, "bytes_per_update": bpu,
+                     "met": p99 < TARGET_P99_MS and not missed12, "missed": len(missed12),
+                     "bytes_per_update": bpu,
                      "daemon_watch_bytes_per_update": dpu, "set_bytes": stored,
                      "detail": "p50 %.1f ms, p99 %.1f ms over %d updates; etcd sent %.0f B "
                                "per daemon per update (members 1, 2: %.0f, %.0f; protobuf, "
                                "%.0f s of progress notifies included); the daemons' watch "
                                "streams received %.0f B per update (JSON, .status "
-                               "watch_received_bytes); the whole set is %d B in etcd"
+                               "watch_received_bytes); the whole set is %d B in etcd%s"
                                % (p50, p99, len(lat), bpu, per_update[0], per_update[1],
-                                  idle_s, dpu, stored)})
+                                  idle_s, dpu, stored, missed_text(missed12))})
         for m in mnts:
             b.unmount(m)
 
