@@ -41,11 +41,13 @@ struct etcd {
     const char *cache_path;
     bool loaded_from_etcd;
 
-    pthread_mutex_t lock;         /* protects the mirror, `changed`, `running` and `stop` */
+    pthread_mutex_t lock;         /* protects the mirror, the two revisions below, `running`
+                                   * and `stop` */
     pthread_cond_t wake;
     struct sfs_etcd_kvs mirror;   /* the prefix's ciphertext, in key order */
     int64_t mirror_rev;           /* the revision the mirror reflects; 0: none yet */
-    bool changed;                 /* the commit changed since watch_due */
+    int64_t change_rev;           /* the newest complete change the mirror holds */
+    int64_t tried_rev;            /* what the last load read (loaded or refused) */
 
     /* What .status shows.  Its own lock, never held while decrypting: FUSE handlers render
      * .status and must not wait for a reload. */
@@ -572,6 +574,10 @@ static int load_fresh(struct etcd *e, const sfs_key *key, sfs_set **out, uint64_
         return rc;
     rc = decode_list(e, key, &l, out, &c, err);
     *revision = (uint64_t)l.revision;
+    pthread_mutex_lock(&e->lock);
+    if (l.revision > e->tried_rev)
+        e->tried_rev = l.revision;
+    pthread_mutex_unlock(&e->lock);
     install_mirror(e, &l);
     return rc;
 }
@@ -585,6 +591,7 @@ static int load_mirror(struct etcd *e, const sfs_key *key, sfs_set **out, uint64
     pthread_mutex_lock(&e->lock);
     rc = decode_list(e, key, &e->mirror, out, &c, err);
     *revision = (uint64_t)e->mirror_rev;
+    e->tried_rev = e->mirror_rev;
     pthread_mutex_unlock(&e->lock);
     return rc;
 }
@@ -692,7 +699,7 @@ static int on_watch(json_t *r, bool is_error, void *ctx)
              sfs_etcd_int(json_object_get(r, "header"), "revision") > e->mirror_rev)
         e->mirror_rev = sfs_etcd_int(json_object_get(r, "header"), "revision");
     if (hit)
-        e->changed = true;
+        e->change_rev = e->mirror_rev;
     pthread_mutex_unlock(&e->lock);
     if (hit || flipped)
         signal_fd(e);   /* a flip alone only wakes the owner to refresh its status */
@@ -709,7 +716,7 @@ static int resync(struct etcd *e, struct sfs_err *err)
         return rc;
     install_mirror(e, &l);
     pthread_mutex_lock(&e->lock);
-    e->changed = true;
+    e->change_rev = e->mirror_rev;
     pthread_mutex_unlock(&e->lock);
     signal_fd(e);
     return 0;
@@ -837,10 +844,9 @@ static bool etcd_watch_due(sfs_store *s, int *timeout_ms)
         /* EAGAIN: nothing pending. */
     }
     pthread_mutex_lock(&e->lock);
-    due = e->changed;
-    e->changed = false;
+    due = e->change_rev > e->tried_rev;
     pthread_mutex_unlock(&e->lock);
-    *timeout_ms = -1;
+    *timeout_ms = due ? 0 : -1;   /* due until a load reads it, even if this answer is lost */
     return due;
 }
 

@@ -652,6 +652,18 @@ static int t_compact(void)
     got = NULL;
     CHECK(load(d, 0, &got, &err) == 0 && holds(got, &last));
     sfs_set_free(got);
+    {
+        /* a change is due until a load reads it, however often watch_due is asked */
+        int t;
+        CHECK(put_all(w, &p, &err) == 0);
+        usleep(300000);
+        (void)sfs_store_watch_due(d, &t);
+        CHECK(sfs_store_watch_due(d, &t) && t == 0);
+        got = NULL;
+        CHECK(load(d, 0, &got, &err) == 0 && holds(got, &p));
+        sfs_set_free(got);
+        CHECK(!sfs_store_watch_due(d, &t) && t == -1);
+    }
     puts_free(&p);
     puts_free(&last);
     sfs_store_close(w);
