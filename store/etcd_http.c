@@ -141,7 +141,11 @@ static struct curl_slist *setup(sfs_etcd_conn *c, const char *path, struct curl_
     curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->curl_msg);
+    /* A member that vanishes without a reset (a silent partition) ends the watch within
+     * about a minute: etcd's own progress notifications come only every 10 minutes. */
     curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPIDLE, 10L);
+    curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPINTVL, 5L);
     curl_easy_setopt(c->easy, CURLOPT_PROXY, "");
     if (cfg->ca_file)
         curl_easy_setopt(c->easy, CURLOPT_CAINFO, cfg->ca_file);
