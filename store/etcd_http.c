@@ -585,12 +585,27 @@ static int range_page(sfs_etcd_conn *c, const char *from, size_t flen, const cha
     return rc;
 }
 
+/* A page size that keeps answers near 8 MiB, from the sizes of the page just read (values
+ * run from a few bytes to 1 MiB; a page of 1,000 large ones would be a gigabyte). */
+static long next_limit(const struct sfs_etcd_kvs *l, size_t from)
+{
+    size_t i, bytes = 0, n = l->n - from;
+    long limit;
+
+    for (i = from; i < l->n; i++)
+        bytes += l->v[i].klen + l->v[i].vlen + 64;
+    if (!n)
+        return 100;
+    limit = (long)((8u << 20) / (bytes / n * 4 / 3 + 1));
+    return limit < 1 ? 1 : limit > 1000 ? 1000 : limit;
+}
+
 int sfs_etcd_range_prefix(sfs_etcd_conn *c, const char *prefix, struct sfs_etcd_kvs *out,
                           struct sfs_err *err)
 {
     char end[1024], *from = NULL;
-    size_t elen, flen, restarts = 0;
-    long limit = 1000;
+    size_t elen, flen, before, restarts = 0;
+    long limit = 100;
     bool more = true;
     int rc = 0;
 
@@ -610,7 +625,10 @@ int sfs_etcd_range_prefix(sfs_etcd_conn *c, const char *prefix, struct sfs_etcd_
         memcpy(from, k, kl);
         from[kl] = '\0';
         flen = out->n ? kl + 1 : kl;      /* after the last key: the key + "\0" */
+        before = out->n;
         rc = range_page(c, from, flen, end, elen, limit, &out->revision, out, &more, err);
+        if (rc == 0)
+            limit = next_limit(out, before);
         if (rc == -EMSGSIZE && limit > 1) {
             limit = limit / 4 ? limit / 4 : 1;
             rc = 0;
