@@ -163,6 +163,22 @@ static const char *absolute(struct mount_plan *p, size_t slot, const char *path)
     return p->abs[slot];
 }
 
+/* An etcd store's [etcd] options and local cache file, as absolute paths. */
+static void plan_etcd(struct cli *cli, struct mount_plan *p)
+{
+    struct sfs_store_options *so = &p->o.store_opts;
+
+    if (sfs_store_is_path(cli->store_path))
+        return;
+    cli_etcd_options(cli, so);
+    so->ca_file = absolute(p, 4, so->ca_file);
+    so->cert_file = absolute(p, 5, so->cert_file);
+    so->key_file = absolute(p, 6, so->key_file);
+    so->password_file = absolute(p, 7, so->password_file);
+    p->etcd_cache = cli_etcd_cache_path(cli, cli->store_path);
+    so->cache_path = absolute(p, 8, p->etcd_cache);
+}
+
 static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *p)
 {
     struct sfs_config *c = &cli->cfg;
@@ -208,16 +224,7 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
     o->no_invalidate = a->no_invalidate;
     o->store_opts.watch = a->watch || c->watch;
     o->store_opts.lock_timeout_ms = cli->lock_timeout_ms;
-    if (!sfs_store_is_path(cli->store_path)) {
-        struct sfs_store_options *so = &o->store_opts;
-        cli_etcd_options(cli, so);
-        so->ca_file = absolute(p, 4, so->ca_file);
-        so->cert_file = absolute(p, 5, so->cert_file);
-        so->key_file = absolute(p, 6, so->key_file);
-        so->password_file = absolute(p, 7, so->password_file);
-        p->etcd_cache = cli_etcd_cache_path(cli, cli->store_path);
-        so->cache_path = absolute(p, 8, p->etcd_cache);
-    }
+    plan_etcd(cli, p);
 
     p->env_text = strdup(c->platform_env ? c->platform_env : SFS_DEFAULT_PLATFORM_ENV);
     if (!p->env_text || split_names(p->env_text, &p->env, &o->n_platform_env) < 0)
