@@ -895,6 +895,8 @@ struct plan {
     char **dels;              /* keys of the removed values (small change only) */
     size_t n_dels;
     size_t n_puts, put_bytes;
+    unsigned char *commit;    /* the sealed commit record being written */
+    size_t commit_len;
 };
 
 static void plan_clear(struct plan *p)
@@ -909,6 +911,7 @@ static void plan_clear(struct plan *p)
         free(p->dels[i]);
     free(p->items);
     free(p->dels);
+    free(p->commit);
     memset(p, 0, sizeof *p);
 }
 
@@ -1006,7 +1009,7 @@ out:
 }
 
 /* The commit record's put op for the plan. */
-static json_t *commit_op(struct etcd *e, const sfs_key *key, const struct plan *p,
+static json_t *commit_op(struct etcd *e, const sfs_key *key, struct plan *p,
                          uint64_t version, struct sfs_err *err)
 {
     struct sfs_etcd_keyhash *kh = calloc(p->n ? p->n : 1, sizeof *kh);
@@ -1031,7 +1034,8 @@ static json_t *commit_op(struct etcd *e, const sfs_key *key, const struct plan *
         op = sfs_etcd_put_op(e->commit_key, strlen(e->commit_key), blob, blen);
     if (!op)
         sfs_err_set(err, -ENOMEM, "out of memory sealing the commit record");
-    free(blob);
+    p->commit = blob;
+    p->commit_len = blen;
     free(kh);
     return op;
 }
@@ -1123,6 +1127,43 @@ static void new_gen(char out[SFS_ETCD_GEN_HEX + 1])
     out[SFS_ETCD_GEN_HEX] = '\0';
 }
 
+/* Whether the commit record stored now is `p`'s (its nonce makes it unique): 1, 0, or
+ * -errno when etcd cannot tell. */
+static int commit_landed(struct etcd *e, const struct plan *p, struct sfs_err *err)
+{
+    json_t *req = json_pack("{s:o}", "key", sfs_etcd_b64(e->commit_key,
+                                                         strlen(e->commit_key)));
+    json_t *resp = NULL, *kv;
+    unsigned char *val = NULL;
+    size_t vlen = 0;
+    int rc = req ? sfs_etcd_call(e->conn, "/v3/kv/range", req, &resp, err) : -ENOMEM;
+
+    kv = json_array_get(json_object_get(resp, "kvs"), 0);
+    if (rc == 0 && kv && sfs_etcd_unb64(json_object_get(kv, "value"), &val, &vlen) == 0)
+        rc = vlen == p->commit_len && memcmp(val, p->commit, vlen) == 0;
+    free(val);
+    json_decref(resp);
+    json_decref(req);
+    return rc;
+}
+
+/* Sends the commit txn.  When its answer is lost (a member died with it in flight), asks
+ * etcd whether it landed, so a retry neither loses nor repeats it. */
+static int send_commit(struct etcd *e, json_t *txn, const struct plan *p,
+                       struct sfs_err *err)
+{
+    struct sfs_err again;
+    int rc = send_txn(e, txn, err), landed;
+
+    if (rc == 0 || rc == -EAGAIN || !is_network(rc))
+        return rc;
+    landed = commit_landed(e, p, &again);
+    if (landed < 0)
+        sfs_err_prefix(err, "the outcome of this write is unknown (check with `secretfs "
+                       "list`)");
+    return landed < 0 ? rc : landed ? 0 : -EAGAIN;
+}
+
 /* What the write starts from. */
 struct current {
     struct sfs_etcd_kvs l;
@@ -1167,7 +1208,7 @@ static int commit_set(struct etcd *e, const sfs_key *key, struct current *cur,
         rc = op ? json_array_append_new(json_object_get(txn, "success"), op) : -ENOMEM;
     sent = rc == 0;
     if (rc == 0)
-        rc = send_txn(e, txn, err);
+        rc = send_commit(e, txn, &p, err);
     /* After a commit txn with no answer the outcome is unknown: leave the staged blobs. */
     if (!in_place && rc == 0 && cur->exists)
         delete_gen(e, cur->c.gen);
