@@ -95,6 +95,7 @@ int cmd_get(struct cli *cli, int argc, char **argv);
 int cmd_mount(struct cli *cli, int argc, char **argv);
 int cmd_reload(struct cli *cli, int argc, char **argv);
 int cmd_run(struct cli *cli, int argc, char **argv);
+int cmd_audit(struct cli *cli, int argc, char **argv);
 int cmd_docker_plugin(struct cli *cli, int argc, char **argv);
 int cmd_copy(struct cli *cli, int argc, char **argv);
 /* mount(8) form: secretfs SOURCE MOUNTPOINT [-o OPTIONS]; argv[0] is the program. */

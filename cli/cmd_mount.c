@@ -25,7 +25,8 @@ static const char mount_help[] =
     "  -f, --foreground   stay in the foreground and log to stderr\n"
     "  --only NAMES       serve only these names (comma separated)\n"
     "  -o OPTIONS         cache=kernel|none, uid=U, gid=G, mode=0400, allow_other,\n"
-    "                     noallow_other, watch, debug (log FUSE traffic), config=F;\n"
+    "                     noallow_other, watch, debug (log FUSE traffic), config=F,\n"
+    "                     audit=PATH|journal (record every open; implies cache=none);\n"
     "                     usual mount flags (rw, nosuid, nodev, ...) are accepted\n"
     "\n"
     "As a mount(8) helper: mount -t fuse.secretfs CONFIG MOUNTPOINT\n";
@@ -49,6 +50,8 @@ struct mount_args {
     const char *cache;
     const char *only;
     const char *uid, *gid, *mode;
+    const char *audit;    /* audit=PATH|journal, or NULL: [mount] audit */
+    char *audit_abs;      /* an absolute copy of a relative audit path */
     char *mountpoint;
 };
 
@@ -84,6 +87,8 @@ static int parse_o(struct cli *cli, struct mount_args *a, char *list)
             a->gid = o + 4;
         else if (strncmp(o, "mode=", 5) == 0)
             a->mode = o + 5;
+        else if (strncmp(o, "audit=", 6) == 0)
+            a->audit = o + 6;
         else if (strncmp(o, "config=", 7) == 0)
             cli->flag_config = o + 7;
         else if (strcmp(o, "allow_other") == 0)
@@ -179,6 +184,40 @@ static void plan_etcd(struct cli *cli, struct mount_plan *p)
     so->cache_path = absolute(p, 8, p->etcd_cache);
 }
 
+/* cache=: the flag, else [mount] cache, else kernel. */
+static int plan_cache(struct cli *cli, const struct mount_args *a, struct sfs_mount_opts *o)
+{
+    const char *cache = a->cache ? a->cache : cli->cfg.cache;
+
+    o->cache = SFS_CACHE_KERNEL;
+    if (cache && strcmp(cache, "none") == 0) {
+        o->cache = SFS_CACHE_NONE;
+    } else if (cache && strcmp(cache, "kernel") != 0) {
+        cli_error(cli, "cache=%s: use cache=kernel or cache=none", cache);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* The [secret:NAME] owner and mode overrides, as the daemon takes them. */
+static int plan_perms(const struct sfs_config *c, struct mount_plan *p)
+{
+    size_t i;
+
+    p->perms = calloc(c->n_secrets + 1, sizeof *p->perms);
+    if (!p->perms)
+        return EXIT_FAIL;
+    for (i = 0; i < c->n_secrets; i++) {
+        p->perms[i] = (struct sfs_secret_perm){
+            .name = c->secrets[i].name, .has_uid = c->secrets[i].has_uid,
+            .has_gid = c->secrets[i].has_gid, .has_mode = c->secrets[i].has_mode,
+            .uid = c->secrets[i].uid, .gid = c->secrets[i].gid, .mode = c->secrets[i].mode};
+    }
+    p->o.perms = p->perms;
+    p->o.n_perms = c->n_secrets;
+    return EXIT_OK;
+}
+
 static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *p)
 {
     struct sfs_config *c = &cli->cfg;
@@ -206,16 +245,8 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
                   "octal such as 0440)");
         return EXIT_USAGE;
     }
-    o->cache = SFS_CACHE_KERNEL;
-    {
-        const char *cache = a->cache ? a->cache : c->cache;
-        if (cache && strcmp(cache, "none") == 0)
-            o->cache = SFS_CACHE_NONE;
-        else if (cache && strcmp(cache, "kernel") != 0) {
-            cli_error(cli, "cache=%s: use cache=kernel or cache=none", cache);
-            return EXIT_USAGE;
-        }
-    }
+    if (plan_cache(cli, a, o) != EXIT_OK)
+        return EXIT_USAGE;
     o->allow_other = a->allow_other >= 0 ? a->allow_other
                      : c->allow_other >= 0 ? c->allow_other
                                            : geteuid() == 0;
@@ -250,17 +281,36 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
             }
         }
     }
-    p->perms = calloc(c->n_secrets + 1, sizeof *p->perms);
-    if (!p->perms)
-        return EXIT_FAIL;
-    for (i = 0; i < c->n_secrets; i++) {
-        p->perms[i] = (struct sfs_secret_perm){
-            .name = c->secrets[i].name, .has_uid = c->secrets[i].has_uid,
-            .has_gid = c->secrets[i].has_gid, .has_mode = c->secrets[i].has_mode,
-            .uid = c->secrets[i].uid, .gid = c->secrets[i].gid, .mode = c->secrets[i].mode};
+    return plan_perms(c, p);
+}
+
+/* audit=PATH|journal (flag, else [mount] audit): every open must reach the daemon, so it
+ * sets cache=none, and says so when that overrides an explicit cache=kernel. */
+static int apply_audit(struct cli *cli, struct mount_args *a, struct sfs_mount_opts *o)
+{
+    const char *audit = a->audit ? a->audit : cli->cfg.audit;
+    const char *cache = a->cache ? a->cache : cli->cfg.cache;
+    char cwd[4096];
+
+    if (!audit)
+        return EXIT_OK;
+    if (!*audit) {
+        cli_error(cli, "audit= is empty; give a file path or 'journal'");
+        return EXIT_USAGE;
     }
-    o->perms = p->perms;
-    o->n_perms = c->n_secrets;
+    if (strcmp(audit, "journal") != 0 && audit[0] != '/') {
+        if (!getcwd(cwd, sizeof cwd) || asprintf(&a->audit_abs, "%s/%s", cwd, audit) < 0) {
+            cli_error(cli, "audit=%s: cannot make the path absolute; give an absolute one",
+                      audit);
+            return EXIT_FAIL;
+        }
+        audit = a->audit_abs;
+    }
+    if (cache && strcmp(cache, "kernel") == 0)
+        cli_warn(cli, "audit=%s overrides cache=kernel: every open must reach the daemon to "
+                 "be recorded, so this mount uses cache=none", audit);
+    o->audit = audit;
+    o->cache = SFS_CACHE_NONE;
     return EXIT_OK;
 }
 
@@ -274,12 +324,15 @@ static int run_mount(struct cli *cli, struct mount_args *a)
     if (cli_load_config(cli) != EXIT_OK)
         return EXIT_FAIL;
     rc = build_plan(cli, a, &plan);
+    if (rc == EXIT_OK)
+        rc = apply_audit(cli, a, &plan.o);
     if (rc == EXIT_OK) {
         rc = sfs_daemon_run(&plan.o, &is_daemon, &err) < 0 ? EXIT_FAIL : EXIT_OK;
         if (rc != EXIT_OK && !is_daemon)
             cli_error(cli, "%s", err.msg);
     }
     plan_free(&plan);
+    free(a->audit_abs);
     return rc;
 }
 

@@ -162,6 +162,7 @@ void sfs_config_free(struct sfs_config *cfg)
     free(cfg->key_file);
     free(cfg->mountpoint);
     free(cfg->cache);
+    free(cfg->audit);
     free(cfg->only);
     free(cfg->platform_env);
     free(cfg->platform_file);
@@ -317,6 +318,11 @@ static int handle_mount(struct load_ctx *ctx, int line, const char *name, const 
     }
     if (strcmp(name, "only") == 0)
         return set_string(&cfg->only, value);
+    if (strcmp(name, "audit") == 0 && !*value)
+        return fail(ctx, line, "%s is empty; give a path or 'journal', or remove the line%s",
+                    name, "");
+    if (strcmp(name, "audit") == 0)
+        return set_string(&cfg->audit, value);
     if (strcmp(name, "allow_other") == 0) {
         if (sfs_parse_bool(value, &b) < 0)
             return fail(ctx, line, "allow_other '%s' is not yes or no%s", value, "");

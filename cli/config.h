@@ -47,6 +47,7 @@ struct sfs_config {
     gid_t gid;
     mode_t mode;
     char *cache;        /* "kernel" or "none", NULL if unset */
+    char *audit;        /* audit log path or "journal", NULL if unset */
     char *only;         /* comma/space separated names, NULL if unset */
     int allow_other;    /* -1 unset, 0 no, 1 yes */
 

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "crypto/aead.h"
 #include "crypto/secmem.h"
+#include "fs/daemon.h"
 #include "util/err.h"
 
 static const char main_help[] =
@@ -29,6 +30,7 @@ static const char main_help[] =
     "  mount [MOUNTPOINT]   mount the secrets read-only (default " SFS_DEFAULT_MOUNTPOINT ")\n"
     "  reload [MOUNTPOINT]  make the daemon serve the store's current contents\n"
     "  run -- COMMAND...    run COMMAND with the mount's secrets in its environment\n"
+    "  audit [PATH]         who read which secret: a mount's audit log (audit=PATH)\n"
     "  docker-plugin        serve Docker's volume plugin API (volumes of secrets)\n"
     "  copy --from L --to L copy a whole set between stores (file, etcd://), atomically\n"
     "\n"
@@ -63,6 +65,7 @@ static const struct command commands[] = {
     {"mount", cmd_mount},
     {"reload", cmd_reload},
     {"run", cmd_run},
+    {"audit", cmd_audit},
     {"docker-plugin", cmd_docker_plugin},
     {"copy", cmd_copy},
 };
@@ -289,6 +292,24 @@ int cli_read_value_file(const char *path, size_t max, sfs_set *dst, const char *
     return rc;
 }
 
+/* `secretfs --version`: ours, then the libraries' as loaded at run time, then the FUSE
+ * protocol version the running kernel offers, read from the INIT of a probe mount (or why it
+ * could not be read: that line is informational, the exit status stays 0). */
+static void print_version(void)
+{
+    struct sfs_err err = {0};
+    unsigned major, minor;
+
+    printf("secretfs %s\n", SFS_VERSION);
+    printf("libfuse %s\n", sfs_fuse_version());
+    printf("libsodium %s\n", sfs_crypto_version());
+    fflush(stdout);
+    if (sfs_fuse_probe_proto(&major, &minor, &err) == 0)
+        printf("kernel FUSE protocol %u.%u\n", major, minor);
+    else
+        printf("kernel FUSE protocol unknown: %s\n", err.msg);
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {.prog = "secretfs"};
@@ -309,7 +330,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-        printf("secretfs %s\n", SFS_VERSION);
+        print_version();
         return EXIT_OK;
     }
     for (i = 0; i < sizeof commands / sizeof commands[0]; i++) {

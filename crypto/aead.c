@@ -52,6 +52,20 @@ void sfs_key_derive(const sfs_key *key, const char context[8], unsigned char *ou
     (void)crypto_kdf_derive_from_key(out, out_len, 1, context, sfs_key_bytes(key));
 }
 
+void sfs_fingerprint_key(const sfs_key *key, unsigned char out[SFS_FINGERPRINT_KEY_BYTES])
+{
+    sfs_key_derive(key, "auditfp1", out, SFS_FINGERPRINT_KEY_BYTES);
+}
+
+void sfs_fingerprint(const unsigned char fkey[SFS_FINGERPRINT_KEY_BYTES], const void *value,
+                     size_t len, char hex[SFS_FINGERPRINT_HEX + 1])
+{
+    unsigned char h[SFS_FINGERPRINT_HEX / 2];
+
+    (void)crypto_generichash(h, sizeof h, value, len, fkey, SFS_FINGERPRINT_KEY_BYTES);
+    (void)sodium_bin2hex(hex, SFS_FINGERPRINT_HEX + 1, h, sizeof h);
+}
+
 void sfs_random_bytes(void *buf, size_t n)
 {
     randombytes_buf(buf, n);

@@ -46,6 +46,18 @@ void sfs_hash(unsigned char *out, size_t out_len, const void *in, size_t len,
 void sfs_key_derive(const sfs_key *key, const char context[8], unsigned char *out,
                     size_t out_len);
 
+/* Fingerprints of served values, for the access audit (fs/audit.c) and `secretfs audit
+ * --fingerprint`: keyed BLAKE2b, 16 bytes, as 32 lowercase hex digits, under a subkey of
+ * the master key (context "auditfp1").  Hosts that share the key agree on a value's
+ * fingerprint; without the key a fingerprint cannot be used to test guesses of the value.
+ * sfs_fingerprint_key derives the subkey into `out` (put it in secure memory, wipe it);
+ * sfs_fingerprint hashes `len` bytes of `value` under it into `hex` (NUL-terminated). */
+#define SFS_FINGERPRINT_KEY_BYTES 32
+#define SFS_FINGERPRINT_HEX 32
+void sfs_fingerprint_key(const sfs_key *key, unsigned char out[SFS_FINGERPRINT_KEY_BYTES]);
+void sfs_fingerprint(const unsigned char fkey[SFS_FINGERPRINT_KEY_BYTES], const void *value,
+                     size_t len, char hex[SFS_FINGERPRINT_HEX + 1]);
+
 /* Fills `buf` with `n` random bytes from the kernel's CSPRNG. */
 void sfs_random_bytes(void *buf, size_t n);
 

@@ -36,6 +36,11 @@ int sfs_crypto_init(void)
     return sodium_init() < 0 ? -EIO : 0;
 }
 
+const char *sfs_crypto_version(void)
+{
+    return sodium_version_string();
+}
+
 void sfs_secmem_require_lock(bool required)
 {
     lock_required = required;

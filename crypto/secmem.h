@@ -15,6 +15,9 @@
 /* Initializes libsodium.  Returns 0 or -EIO.  Call once, before any other sfs_ crypto call. */
 int sfs_crypto_init(void) __attribute__((warn_unused_result));
 
+/* libsodium's version at run time ("1.0.18"). */
+const char *sfs_crypto_version(void);
+
 /* When `required` is true, an arena whose pages cannot be locked fails to allocate
  * (-ENOMEM) instead of falling back to unlocked memory.  The daemon sets it; CLI
  * commands that hold a secret for milliseconds do not.  Default: false. */

@@ -158,6 +158,8 @@ static int load_sets(struct runtime *rt, unsigned flags, sfs_set **store, sfs_se
     if (!key)
         return -EINVAL;
     rc = sfs_store_load(rt->store, key, flags, store, NULL, err);
+    if (rc == 0)
+        sfs_audit_set_key(rt->d.audit, key, rt->d.status.generation + 1);
     sfs_key_free(key);
     if (rc < 0)
         return rc;
@@ -275,6 +277,7 @@ static int load_first(struct runtime *rt, struct sfs_err *err)
         return rc;
     rt->d.current = first;
     set_status(&rt->d, first, "ok", false);
+    sfs_audit_mounted(rt->d.audit, first);
     sfs_notify_generation(first->generation);
     return 0;
 }
@@ -295,6 +298,7 @@ static void reload_failed(struct daemon *d, const struct sfs_err *err)
               (unsigned long long)d->status.generation, err->msg);
     snprintf(line, sizeof line, "error: %s", err->msg);
     set_status(d, NULL, line, true);
+    sfs_audit_refused(d->audit, d->status.generation, err->msg);
     invalidate_status(d);
     sd_notify(0, "READY=1\nSTATUS=last reload failed; serving the previous secrets");
     sfs_notify_generation(d->status.generation);
@@ -313,6 +317,7 @@ static void publish(struct daemon *d, struct snapshot *next)
     sfs_snap_wait_idle(old);
     if (!d->opts->no_invalidate)
         invalidate_changes(d, old, next);
+    sfs_audit_reloaded(d->audit, old, next);
     sfs_snap_unref(old);
     set_status(d, next, "ok", true);
     /* .status is how `secretfs reload` learns the result: invalidated even when the
@@ -351,7 +356,27 @@ static int reload(struct runtime *rt, unsigned flags)
     return rc;
 }
 
-/* ---- the control thread: SIGHUP, store watch, stop ---- */
+/* ---- the control thread: SIGHUP, SIGUSR1, store watch, stop ---- */
+
+/* Reads the pending signals: a SIGHUP reloads once, a SIGUSR1 reopens the audit log. */
+static void handle_signals(struct runtime *rt, int sfd)
+{
+    struct signalfd_siginfo si;
+    bool hup = false, usr1 = false;
+
+    while (read(sfd, &si, sizeof si) == sizeof si) {
+        hup |= si.ssi_signo == SIGHUP;
+        usr1 |= si.ssi_signo == SIGUSR1;
+    }
+    if (usr1 && rt->d.audit)
+        sfs_audit_reopen(rt->d.audit);
+    else if (usr1)
+        sfs_info("SIGUSR1: no audit log to reopen (mount with audit=PATH)");
+    if (hup) {
+        sfs_info("SIGHUP: reloading");
+        (void)reload(rt, SFS_LOAD_FRESH);
+    }
+}
 
 static void *control_thread(void *arg)
 {
@@ -361,6 +386,7 @@ static void *control_thread(void *arg)
 
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     for (;;) {
         struct pollfd p[3] = {{rt->stop_fd, POLLIN, 0}, {sfd, POLLIN, 0}, {wfd, POLLIN, 0}};
@@ -369,20 +395,15 @@ static void *control_thread(void *arg)
             continue;
         if (p[0].revents)
             break;
-        if (p[1].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            while (read(sfd, &si, sizeof si) == sizeof si)
-                ;
-            sfs_info("SIGHUP: reloading");
-            (void)reload(rt, SFS_LOAD_FRESH);
-        }
+        if (p[1].revents & POLLIN)
+            handle_signals(rt, sfd);
         if ((p[2].revents & POLLIN) || (n == 0 && timeout >= 0)) {
             /* the store's connection state may have changed, whatever else did */
             invalidate_status(&rt->d);
             if (sfs_store_watch_due(rt->store, &timeout)) {
                 sfs_info("%s changed: reloading", sfs_store_location(rt->store));
                 (void)reload(rt, 0);
-                (void)sfs_store_watch_due(rt->store, &timeout);
+                timeout = 0; /* ask again at once: a change may have come in meanwhile */
             }
         }
     }
@@ -586,6 +607,11 @@ static int prepare(struct runtime *rt, struct sfs_err *err)
     if (rc < 0)
         return rc;
     rt->d.store = rt->store;
+    if (o->audit) {
+        rc = sfs_audit_open(o->audit, o->mountpoint, &rt->d.audit, err);
+        if (rc < 0)
+            return rc;
+    }
     (void)sfs_notify_open(o->mountpoint);
     rc = load_first(rt, err);
     if (rc == 0)
@@ -677,10 +703,12 @@ static int run_daemon(const struct sfs_mount_opts *o, int ready_fd, struct sfs_e
     rt.d.opts = o;
     rt.d.timeout = LONG_TIMEOUT;
     pthread_mutex_init(&rt.d.lock, NULL);
-    /* from here on SIGHUP means "reload": blocked in every thread we start, it waits in
-     * the control thread's signalfd, and one that arrives during startup is not lost */
+    /* from here on SIGHUP means "reload" and SIGUSR1 "reopen the audit log": blocked in
+     * every thread we start, they wait in the control thread's signalfd, and one that
+     * arrives during startup is not lost */
     sigemptyset(&block);
     sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
     rc = prepare(&rt, err);
     if (rc == 0)
@@ -691,6 +719,8 @@ static int run_daemon(const struct sfs_mount_opts *o, int ready_fd, struct sfs_e
     if (rt.stop_fd >= 0)
         close(rt.stop_fd);
     rt.d.store = NULL;
+    sfs_audit_close(rt.d.audit); /* every handler is done: what is queued gets written */
+    rt.d.audit = NULL;
     sfs_store_close(rt.store);
     if (rt.d.current)
         sfs_snap_unref(rt.d.current);

@@ -50,6 +50,8 @@ struct sfs_mount_opts {
     bool foreground;               /* stay attached; log to stderr */
     bool debug;                    /* log FUSE traffic */
     bool no_invalidate;            /* debug only: skip kernel cache notifications on reload */
+    const char *audit;             /* audit=: an absolute path or "journal" (fs/audit.h); the
+                                    * caller sets cache=none with it; NULL: no audit */
 };
 
 /* Mounts and serves until SIGTERM/SIGINT or an external unmount.
@@ -61,5 +63,14 @@ struct sfs_mount_opts {
  * stops, with *is_daemon true.  Problems visible before mounting (no /dev/fuse, mountpoint
  * missing or already mounted, store or key errors) are reported this way, never only logged. */
 int sfs_daemon_run(const struct sfs_mount_opts *opts, bool *is_daemon, struct sfs_err *err);
+
+/* libfuse's version at run time ("3.14.0"). */
+const char *sfs_fuse_version(void);
+
+/* Mounts an empty FUSE filesystem on a fresh directory in /tmp, reads the kernel's INIT
+ * request, and unmounts it: *major.*minor is the protocol version the running kernel offers
+ * (a real mount then uses the lower of it and libfuse's).  Returns 0, or -errno with err set
+ * (no /dev/fuse, no permission to mount).  Needs root or fusermount3. */
+int sfs_fuse_probe_proto(unsigned *major, unsigned *minor, struct sfs_err *err);
 
 #endif

@@ -59,6 +59,10 @@ size_t sfs_status_text(struct daemon *d, char *buf, size_t cap, int64_t *mtime)
     snprintf(st.notify, sizeof st.notify, "%s", notify ? notify : "");
     if (d->store)
         (void)sfs_store_status(d->store, st.backend, sizeof st.backend);
+    if (d->audit) {
+        snprintf(st.audit, sizeof st.audit, "%s", sfs_audit_dest(d->audit));
+        st.audit_dropped = sfs_audit_dropped(d->audit);
+    }
     return sfs_status_render(&st, buf, cap);
 }
 
@@ -136,6 +140,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct daemon *d = daemon_of(req);
+    const struct snap_entry *e;
     struct snapshot *s;
 
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
@@ -147,10 +152,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     s = sfs_snap_acquire(d);
-    if (!sfs_snap_by_ino(s, ino)) {
+    e = sfs_snap_by_ino(s, ino);
+    if (!e) {
         sfs_snap_release(s);
         fuse_reply_err(req, ENOENT);
         return;
+    }
+    if (d->audit) {
+        const struct fuse_ctx *ctx = fuse_req_ctx(req);
+        struct sfs_audit_caller who = {ctx->pid, ctx->uid, ctx->gid};
+        sfs_audit_open_entry(d->audit, &who, s, e);
     }
     if (d->opts->cache == SFS_CACHE_NONE || ino == SFS_INO_STATUS) {
         fi->direct_io = 1;

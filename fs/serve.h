@@ -11,6 +11,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "fs/audit.h"
 #include "fs/daemon.h"
 #include "fs/snapshot.h"
 #include "fs/status.h"
@@ -20,6 +21,7 @@ struct daemon {
     const struct sfs_mount_opts *opts;
     struct fuse_session *se;
     sfs_store *store;      /* its status lines appear in .status (thread-safe) */
+    struct sfs_audit *audit; /* audit=: every open is recorded (thread-safe), or NULL */
     pthread_mutex_t lock;
     struct snapshot *current;
     struct sfs_status status; /* pid, cache, notify and backend are filled in when shown */

@@ -257,98 +257,121 @@ static int serve_in_place(const struct sfs_mount_opts *o, sfs_set *store,
     return 0;
 }
 
-struct snapshot *sfs_snap_build(const struct sfs_mount_opts *o, struct inode_table *t,
-                                sfs_set *store, sfs_set *platform, uint64_t generation)
+/* The generated entries at the mount root, one row per view, in strcmp order of name (a
+ * build merges them into the name-sorted secrets).  A view is rendered by `render` from the
+ * set the views show (sfs_snap_view_data); .status has no renderer here: fs/serve.c renders
+ * it on every read.  Inode numbers are fixed, below SFS_INO_FIRST_SECRET. */
+struct view_def {
+    const char *name;
+    uint64_t ino;
+    size_t (*render)(const sfs_set *set, char *out, size_t cap);
+};
+
+static const struct view_def view_defs[] = {
+    {".env", SFS_INO_ENV, sfs_view_env},
+    {".env.docker", SFS_INO_DOCKER, sfs_view_docker},
+    {".env.go", SFS_INO_GO, sfs_view_go},
+    {".env.json", SFS_INO_JSON, sfs_view_json},
+    {".env.node", SFS_INO_NODE, sfs_view_node},
+    {".env.python", SFS_INO_PYTHON, sfs_view_python},
+    {".status", SFS_INO_STATUS, NULL},
+};
+
+#define N_VIEWS (sizeof view_defs / sizeof view_defs[0])
+#define MAX_VIEW_INO SFS_INO_DOCKER
+_Static_assert(MAX_VIEW_INO < SFS_INO_FIRST_SECRET, "view inodes collide with secrets'");
+
+static const struct view_def *view_def_of(const struct snap_entry *e)
 {
-    struct snapshot_private *p = calloc(1, sizeof *p);
-    struct snapshot *s = p ? &p->pub : NULL;
-    int64_t now = (int64_t)time(NULL);
-    uint64_t max_ino = SFS_INO_STATUS;
-    static const char *const views[3] = {".env", ".env.json", ".status"}; /* in strcmp order */
-    size_t i, k = 0, n, at[3], j = 0;
-    bool custom_perms = false;
+    size_t i;
 
-    if (!p)
-        goto fail;
-    pthread_mutex_init(&p->view_lock, NULL);
-    snap_track(t, p);
-    atomic_init(&s->refs, 1);
-    atomic_init(&s->inflight, 0);
-    s->generation = generation;
-    s->loaded_at = now;
-    s->store = store;
-    store = NULL;
-    if (serve_in_place(o, s->store, platform) < 0)
-        goto fail;
-    sfs_set_free(platform);
-    platform = NULL;
-    s->views = sfs_arena_new(0);
-    n = sfs_set_count(s->store);
-    s->entries = calloc(n + 3, sizeof *s->entries);
-    if (!s->views || !s->entries)
-        goto fail;
+    for (i = 0; i < N_VIEWS; i++)
+        if (view_defs[i].ino == e->ino)
+            return &view_defs[i];
+    return NULL;
+}
 
-    /* entries stay sorted by name: the set is, and the views go where they belong */
+static void place_view(struct snap_entry *se, const struct view_def *v, int64_t now,
+                       const struct sfs_mount_opts *o)
+{
+    uint8_t kind = v->render ? SNAP_VIEW : SNAP_STATUS;
+
+    set_entry(se, v->name, NULL, 0, kind, now, o); /* sizes: sfs_snap_size */
+    se->ino = v->ino;
+    se->gen = 1;
+    if (kind == SNAP_STATUS)
+        se->mode = 0444; /* never holds a value */
+}
+
+static bool has_own_perms(const struct snap_entry *se, const struct sfs_mount_opts *o)
+{
+    return se->uid != o->uid || se->gid != o->gid || se->mode != o->mode;
+}
+
+/* Fills s->entries from the served set and view_defs, in name order, assigning inode
+ * numbers from `t` (the caller ends its build).  Sets *max_ino and *custom_perms (some
+ * entry has its own owner or mode).  0 or -ENOMEM. */
+static int place_entries(struct snapshot *s, const struct sfs_mount_opts *o,
+                         struct inode_table *t, int64_t now, uint64_t *max_ino,
+                         bool *custom_perms)
+{
+    size_t i, j = 0, k = 0, n = sfs_set_count(s->store);
+
+    *max_ino = MAX_VIEW_INO;
+    *custom_perms = false;
     for (i = 0; i < n; i++) {
         const sfs_entry *e = sfs_set_at(s->store, i);
         bool platform_entry = sfs_name_reserved(e->name, o->reserved_prefix);
         struct snap_entry *se;
-        while (j < 3 && strcmp(views[j], e->name) < 0) {
-            s->entries[k].kind = j < 2 ? SNAP_VIEW : SNAP_STATUS; /* filled in below */
-            at[j++] = k++;
-        }
+
+        while (j < N_VIEWS && strcmp(view_defs[j].name, e->name) < 0)
+            place_view(&s->entries[k++], &view_defs[j++], now, o);
         se = &s->entries[k++];
         set_entry(se, e->name, e->value, e->len, platform_entry ? SNAP_PLATFORM : SNAP_SECRET,
                   platform_entry ? now : e->updated, o);
-        if (inode_of(t, e->name, generation, &se->ino, &se->gen) < 0)
-            goto fail;
-        if (se->ino > max_ino)
-            max_ino = se->ino;
+        if (inode_of(t, e->name, s->generation, &se->ino, &se->gen) < 0)
+            return -ENOMEM;
+        if (se->ino > *max_ino)
+            *max_ino = se->ino;
         if (platform_entry)
             s->n_platform++;
         else
             s->n_secrets++;
-        if (se->uid != o->uid || se->gid != o->gid || se->mode != o->mode)
-            custom_perms = true;
+        *custom_perms |= has_own_perms(se, o);
     }
-    if (inodes_end(t, true) < 0)
-        goto fail;
-
-    while (j < 3) {
-        s->entries[k].kind = j < 2 ? SNAP_VIEW : SNAP_STATUS;
-        at[j++] = k++;
-    }
-
-    /* Views never widen access: they leave out secrets that have their own owner or mode. */
-    if (custom_perms) {
-        p->view_set = sfs_set_clone(s->store);
-        if (!p->view_set)
-            goto fail;
-        for (i = 0; i < k; i++) {
-            const struct snap_entry *se = &s->entries[i];
-            if ((se->kind == SNAP_SECRET || se->kind == SNAP_PLATFORM) &&
-                (se->uid != o->uid || se->gid != o->gid || se->mode != o->mode))
-                (void)sfs_set_remove(p->view_set, se->name);
-        }
-    }
-    {
-        struct snap_entry *env = &s->entries[at[0]], *json = &s->entries[at[1]];
-        struct snap_entry *status = &s->entries[at[2]];
-        set_entry(env, views[0], NULL, 0, SNAP_VIEW, now, o); /* sizes: sfs_snap_size */
-        set_entry(json, views[1], NULL, 0, SNAP_VIEW, now, o);
-        set_entry(status, views[2], NULL, 0, SNAP_STATUS, now, o);
-        env->ino = SFS_INO_ENV;
-        json->ino = SFS_INO_JSON;
-        status->ino = SFS_INO_STATUS;
-        status->mode = 0444; /* never holds a value */
-        env->gen = json->gen = status->gen = 1;
-    }
+    while (j < N_VIEWS)
+        place_view(&s->entries[k++], &view_defs[j++], now, o);
     s->n = k;
+    return 0;
+}
+
+/* Views never widen access: they show a copy of the set without the secrets that have
+ * their own owner or mode.  0 or -ENOMEM. */
+static int views_leave_out_custom(struct snapshot_private *p, const struct sfs_mount_opts *o)
+{
+    struct snapshot *s = &p->pub;
+    size_t i;
+
+    p->view_set = sfs_set_clone(s->store);
+    if (!p->view_set)
+        return -ENOMEM;
+    for (i = 0; i < s->n; i++) {
+        const struct snap_entry *se = &s->entries[i];
+        if ((se->kind == SNAP_SECRET || se->kind == SNAP_PLATFORM) && has_own_perms(se, o))
+            (void)sfs_set_remove(p->view_set, se->name);
+    }
+    return 0;
+}
+
+/* Builds the inode index and the directory's owner and mode.  0 or -ENOMEM. */
+static int index_entries(struct snapshot *s, const struct sfs_mount_opts *o, uint64_t max_ino)
+{
+    size_t i;
 
     s->ino_cap = max_ino + 1;
     s->by_ino = calloc(s->ino_cap, sizeof *s->by_ino);
     if (!s->by_ino)
-        goto fail;
+        return -ENOMEM;
     s->dir_uid = o->uid;
     s->dir_gid = o->gid;
     s->dir_mode = 0;
@@ -358,6 +381,54 @@ struct snapshot *sfs_snap_build(const struct sfs_mount_opts *o, struct inode_tab
             s->dir_mode |= dir_bits_for(&s->entries[i], o->uid, o->gid);
     }
     s->dir_mode |= 0500; /* the owner can always list */
+    return 0;
+}
+
+static struct snapshot_private *snap_alloc(struct inode_table *t, uint64_t generation,
+                                           int64_t now)
+{
+    struct snapshot_private *p = calloc(1, sizeof *p);
+
+    if (!p)
+        return NULL;
+    pthread_mutex_init(&p->view_lock, NULL);
+    snap_track(t, p);
+    atomic_init(&p->pub.refs, 1);
+    atomic_init(&p->pub.inflight, 0);
+    p->pub.generation = generation;
+    p->pub.loaded_at = now;
+    return p;
+}
+
+struct snapshot *sfs_snap_build(const struct sfs_mount_opts *o, struct inode_table *t,
+                                sfs_set *store, sfs_set *platform, uint64_t generation)
+{
+    int64_t now = (int64_t)time(NULL);
+    struct snapshot_private *p = snap_alloc(t, generation, now);
+    struct snapshot *s = p ? &p->pub : NULL;
+    uint64_t max_ino;
+    bool custom_perms;
+    int rc;
+
+    if (!p)
+        goto fail;
+    s->store = store;
+    store = NULL;
+    if (serve_in_place(o, s->store, platform) < 0)
+        goto fail;
+    sfs_set_free(platform);
+    platform = NULL;
+    s->views = sfs_arena_new(0);
+    s->entries = calloc(sfs_set_count(s->store) + N_VIEWS, sizeof *s->entries);
+    if (!s->views || !s->entries)
+        goto fail;
+    rc = place_entries(s, o, t, now, &max_ino, &custom_perms);
+    if (inodes_end(t, rc == 0) < 0 || rc < 0)
+        goto fail;
+    if (custom_perms && views_leave_out_custom(p, o) < 0)
+        goto fail;
+    if (index_entries(s, o, max_ino) < 0)
+        goto fail;
     return s;
 fail:
     (void)inodes_end(t, false);
@@ -386,8 +457,9 @@ static size_t view_render(struct snapshot_private *p, const struct snap_entry *e
                           size_t cap)
 {
     const sfs_set *vs = p->view_set ? p->view_set : p->pub.store;
+    const struct view_def *v = view_def_of(e);
 
-    return e->ino == SFS_INO_ENV ? sfs_view_env(vs, out, cap) : sfs_view_json(vs, out, cap);
+    return v && v->render ? v->render(vs, out, cap) : 0;
 }
 
 /* Measures view `e` if it has not been; called with the view lock held. */

@@ -25,6 +25,10 @@
 #define SFS_INO_ENV 2
 #define SFS_INO_JSON 3
 #define SFS_INO_STATUS 4
+#define SFS_INO_PYTHON 5
+#define SFS_INO_NODE 6
+#define SFS_INO_GO 7
+#define SFS_INO_DOCKER 8
 #define SFS_INO_FIRST_SECRET 16
 
 enum snap_kind { SNAP_SECRET, SNAP_PLATFORM, SNAP_VIEW, SNAP_STATUS };
@@ -50,7 +54,7 @@ struct snapshot {
     int64_t loaded_at;
     sfs_set *store;             /* owns secret bytes */
     sfs_set *platform;          /* owns platform bytes */
-    sfs_arena *views;           /* owns .env and .env.json bytes */
+    sfs_arena *views;           /* owns the rendered views' bytes */
     struct snap_entry *entries; /* sorted by name */
     size_t n;
     struct snap_entry **by_ino; /* indexed by inode number, NULL where absent */
@@ -77,12 +81,12 @@ struct snapshot *sfs_snap_build(const struct sfs_mount_opts *o, struct inode_tab
 const struct snap_entry *sfs_snap_find(const struct snapshot *s, const char *name);
 const struct snap_entry *sfs_snap_by_ino(const struct snapshot *s, uint64_t ino);
 
-/* The size of entry `e` of `s`.  A view's (.env, .env.json) is measured on first use, not
+/* The size of entry `e` of `s`.  A view's (.env, .env.json, .env.python, ...) is measured on first use, not
  * when the snapshot is built, so a reload or a mount never renders views nobody reads
  * (README "Performance").  Thread-safe. */
 uint32_t sfs_snap_size(struct snapshot *s, const struct snap_entry *e);
 
-/* The bytes of a view entry (.env, .env.json), rendered on first use and kept with the
+/* The bytes of a view entry (kind SNAP_VIEW), rendered on first use and kept with the
  * snapshot; sfs_snap_size(s, e) of them.  NULL on ENOMEM.  Thread-safe. */
 const unsigned char *sfs_snap_view_data(struct snapshot *s, const struct snap_entry *e);
 

@@ -11,21 +11,27 @@
 
 size_t sfs_status_render(const struct sfs_status *st, char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap,
-                     "generation=%" PRIu64 "\n"
-                     "loaded_at=%" PRId64 "\n"
-                     "secrets=%zu\n"
-                     "platform=%zu\n"
-                     "pid=%ld\n"
-                     "cache=%s\n"
-                     "reloads=%" PRIu64 "\n"
-                     "reloads_started=%" PRIu64 "\n"
-                     "last_reload=%s\n"
-                     "%s%s%s%s",
-                     st->generation, st->loaded_at, st->secrets, st->platform, st->pid,
-                     st->cache_none ? "none" : "kernel", st->reloads, st->started,
-                     st->last_reload, st->notify[0] ? "notify=" : "", st->notify,
-                     st->notify[0] ? "\n" : "", st->backend);
+    char dropped[32] = "";
+    int n;
+
+    if (st->audit[0])
+        snprintf(dropped, sizeof dropped, "%" PRIu64 "\n", st->audit_dropped);
+    n = snprintf(buf, cap,
+                 "generation=%" PRIu64 "\n"
+                 "loaded_at=%" PRId64 "\n"
+                 "secrets=%zu\n"
+                 "platform=%zu\n"
+                 "pid=%ld\n"
+                 "cache=%s\n"
+                 "reloads=%" PRIu64 "\n"
+                 "reloads_started=%" PRIu64 "\n"
+                 "last_reload=%s\n"
+                 "%s%s%s%s%s%s%s%s",
+                 st->generation, st->loaded_at, st->secrets, st->platform, st->pid,
+                 st->cache_none ? "none" : "kernel", st->reloads, st->started,
+                 st->last_reload, st->notify[0] ? "notify=" : "", st->notify,
+                 st->notify[0] ? "\n" : "", st->audit[0] ? "audit=" : "", st->audit,
+                 st->audit[0] ? "\naudit_dropped=" : "", dropped, st->backend);
     if (n < 0 || cap == 0)
         return 0;
     return (size_t)n < cap ? (size_t)n : cap - 1; /* cut, never past the buffer */
@@ -102,6 +108,10 @@ static void status_field(const char *k, size_t klen, const char *v, size_t vlen,
         copy_value(st->last_reload, sizeof st->last_reload, v, vlen);
     else if (key_is(k, klen, "notify"))
         copy_value(st->notify, sizeof st->notify, v, vlen);
+    else if (key_is(k, klen, "audit"))
+        copy_value(st->audit, sizeof st->audit, v, vlen);
+    else if (key_is(k, klen, "audit_dropped"))
+        st->audit_dropped = to_u64(v, vlen);
 }
 
 int sfs_status_parse(const char *text, size_t len, struct sfs_status *out)

@@ -9,6 +9,7 @@
  *     pid=PID             cache=kernel|none   reloads=N           reloads_started=N
  *     last_reload=ok | error: WHY
  *     notify=PATH         (the generation file; absent when there is none)
+ *     audit=PATH|journal  audit_dropped=N    (only with audit=)
  *     backend=file|etcd   and the backend's own lines (etcd: revision=, connection=, ...)
  *
  * The generation file:  pid=PID  generation=N  seq=N  (seq is odd while a reload runs).
@@ -34,6 +35,8 @@ struct sfs_status {
     uint64_t started;          /* reload attempts begun */
     char last_reload[SFS_ERR_MAX + 16]; /* "ok" or "error: ..." */
     char notify[256];          /* generation file, "" if none */
+    char audit[256];           /* audit=: "journal" or the log's path (cut to fit), or "" */
+    uint64_t audit_dropped;    /* audit records that could not be written */
     char backend[1024];        /* the store's lines, verbatim ("backend=...\n..."), or "" */
 };
 

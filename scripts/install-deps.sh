@@ -9,6 +9,9 @@ PACKAGES="
   libcurl4-openssl-dev
   python3 bash dash zsh busybox util-linux passwd procps valgrind strace
   etcd-server etcd-client
+  mandoc man-db bash-completion systemd git binutils
+  debhelper dpkg-dev fakeroot lintian debootstrap
+  python3-dotenv golang-go golang-github-joho-godotenv-dev docker.io
 "
 
 missing=""
@@ -17,6 +20,11 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
+# tests/views installs npm's dotenv with npm; a nodejs from elsewhere (NodeSource) bundles
+# npm, and Debian's npm package would conflict with it, so only a missing command counts.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
 if [ -n "$missing" ]; then
     echo "install-deps: installing:$missing"
     export DEBIAN_FRONTEND=noninteractive

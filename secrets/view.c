@@ -65,6 +65,39 @@ static void env_skip(sink *s, const char *name, const char *reason)
     put_str(s, "\n");
 }
 
+/* One dialect's line for entry `e`: writes it to `s` and returns NULL, or writes nothing
+ * and returns why the entry is left out (a reason without a newline or a value). */
+typedef const char *(*line_fn)(sink *s, const sfs_entry *e);
+
+/* The shape every env-style view shares: a header comment, then per entry (in name order)
+ * either its line or a comment naming it and the reason it is left out. */
+static size_t render_lines(const sfs_set *set, const char *header, line_fn line, char *out,
+                           size_t cap)
+{
+    sink s = {out, cap, 0};
+    size_t i, n = sfs_set_count(set);
+
+    put_str(&s, header);
+    for (i = 0; i < n; i++) {
+        const sfs_entry *e = sfs_set_at(set, i);
+        const char *why = line(&s, e);
+
+        if (why)
+            env_skip(&s, e->name, why);
+    }
+    return s.len;
+}
+
+static bool value_has(const sfs_entry *e, unsigned char c)
+{
+    return e->len && memchr(e->value, c, e->len);
+}
+
+static bool value_ends_with(const sfs_entry *e, unsigned char c)
+{
+    return e->len && e->value[e->len - 1] == c;
+}
+
 /* Single quotes keep every byte literal in every POSIX shell (and zsh without RC_QUOTES);
  * only ' itself must leave the quotes: close, escaped quote, reopen. */
 static void env_quoted(sink *s, const unsigned char *v, size_t len)
@@ -81,33 +114,26 @@ static void env_quoted(sink *s, const unsigned char *v, size_t len)
     PUT_LIT(s, "'");
 }
 
+static const char *env_line(sink *s, const sfs_entry *e)
+{
+    if (!sfs_name_is_shell_ident(e->name))
+        return "not a shell identifier";
+    if (value_has(e, '\0'))
+        return "value contains a NUL byte";
+    PUT_LIT(s, "export ");
+    put_str(s, e->name);
+    PUT_LIT(s, "=");
+    env_quoted(s, e->value, e->len);
+    PUT_LIT(s, "\n");
+    return NULL;
+}
+
 /* Renders the .env view of `set` (owned by the caller, not modified; no lock needed since a
  * published set is immutable) into out[0..cap).  Writes at most `cap` bytes, never a NUL
  * terminator, and returns the full length (render again with a buffer that large). */
 size_t sfs_view_env(const sfs_set *set, char *out, size_t cap)
 {
-    sink s = {out, cap, 0};
-    size_t i, n = sfs_set_count(set);
-
-    put_str(&s, ENV_HEADER);
-    for (i = 0; i < n; i++) {
-        const sfs_entry *e = sfs_set_at(set, i);
-
-        if (!sfs_name_is_shell_ident(e->name)) {
-            env_skip(&s, e->name, "not a shell identifier");
-            continue;
-        }
-        if (e->len && memchr(e->value, '\0', e->len)) {
-            env_skip(&s, e->name, "value contains a NUL byte");
-            continue;
-        }
-        PUT_LIT(&s, "export ");
-        put_str(&s, e->name);
-        PUT_LIT(&s, "=");
-        env_quoted(&s, e->value, e->len);
-        PUT_LIT(&s, "\n");
-    }
-    return s.len;
+    return render_lines(set, ENV_HEADER, env_line, out, cap);
 }
 
 /* Length of the well-formed UTF-8 sequence at p[0..len) (RFC 3629, Unicode table 3-7: no
@@ -298,4 +324,253 @@ size_t sfs_view_json(const sfs_set *set, char *out, size_t cap)
     }
     put_str(&s, shown ? "\n}\n" : "}\n");
     return s.len;
+}
+
+/* ---- views for the consumers' own dotenv loaders (README "Views for dotenv loaders") ----
+ *
+ * Each dialect's rules come from its loader's source (versions in the README).  An entry
+ * goes in only in a form its loader reads back as exactly the secret's bytes; otherwise a
+ * comment names it and says why.  A value that ends with a backslash cannot be quoted in
+ * any of python-dotenv, npm dotenv or godotenv (`\"` never closes their quotes), so it is
+ * written unquoted when it is one plain word. */
+
+#define PYTHON_HEADER \
+    "# secretfs view for python-dotenv: load_dotenv(\"/run/secrets/.env.python\")\n"
+#define NODE_HEADER \
+    "# secretfs view for npm dotenv: dotenv.config({ path: \"/run/secrets/.env.node\" })\n"
+#define GO_HEADER "# secretfs view for godotenv: godotenv.Load(\"/run/secrets/.env.go\")\n"
+#define DOCKER_HEADER "# secretfs view for docker run --env-file /run/secrets/.env.docker\n"
+
+/* The longest line docker's env-file reader accepts (bufio.Scanner's 64 KiB token limit,
+ * newline included). */
+#define DOCKER_MAX_LINE 65535
+
+#define WHY_NUL "value contains a NUL byte"
+#define WHY_UTF8 "value is not valid UTF-8"
+#define WHY_BACKSLASH "value ends with a backslash and is not one word of printable ASCII"
+
+/* Writes v[0..len), replacing each byte that has an entry in `esc` by that string. */
+static void put_escaped(sink *s, const unsigned char *v, size_t len,
+                        const char *const esc[256])
+{
+    size_t start = 0, i;
+
+    for (i = 0; i < len; i++) {
+        if (!esc[v[i]])
+            continue;
+        put(s, v + start, i - start);
+        put_str(s, esc[v[i]]);
+        start = i + 1;
+    }
+    put(s, v + start, len - start);
+}
+
+/* `NAME=` + v[0..len) wrapped in `quote` (no quote: written bare) + newline. */
+static void put_line(sink *s, const sfs_entry *e, const char *quote, const char *const esc[256])
+{
+    static const char *const none[256];
+
+    put_str(s, e->name);
+    PUT_LIT(s, "=");
+    put_str(s, quote);
+    put_escaped(s, e->value, e->len, esc ? esc : none);
+    put_str(s, quote);
+    PUT_LIT(s, "\n");
+}
+
+static bool value_utf8(const sfs_entry *e)
+{
+    return utf8_valid(e->value, e->len);
+}
+
+/* One word of printable ASCII (no space), not starting with a quote, with none of the
+ * bytes in `forbidden`: what every loader here reads unquoted as itself. */
+static bool plain_word(const sfs_entry *e, const char *forbidden)
+{
+    size_t i;
+
+    if (!e->len || e->value[0] == '\'' || e->value[0] == '"' || e->value[0] == '`')
+        return false;
+    for (i = 0; i < e->len; i++)
+        if (e->value[i] <= 0x20 || e->value[i] >= 0x7F || strchr(forbidden, e->value[i]))
+            return false;
+    return true;
+}
+
+/* Whether python-dotenv's interpolation (variables.py: `${NAME}` or `${NAME:-default}`, a
+ * NAME without } or :) finds a variable anywhere in v[0..len). */
+static bool python_expands(const unsigned char *v, size_t len)
+{
+    size_t i, j;
+
+    for (i = 0; i + 1 < len; i++) {
+        if (v[i] != '$' || v[i + 1] != '{')
+            continue;
+        for (j = i + 2; j < len && v[j] != '}' && v[j] != ':'; j++)
+            ;
+        if (j < len && v[j] == '}')
+            return true;
+        if (j + 1 < len && v[j + 1] == '-' && memchr(v + j + 2, '}', len - j - 2))
+            return true;
+    }
+    return false;
+}
+
+static const char *const python_esc[256] = {
+    ['\\'] = "\\\\", ['"'] = "\\\"", ['\n'] = "\\n", ['\r'] = "\\r",
+};
+
+/* python-dotenv 0.21 (parser.py): a double-quoted value decodes \\ \" \n \r (among
+ * others) and keeps every other byte; the file is read as UTF-8 text with universal
+ * newlines, so CR is written as \r; every value is then interpolated. */
+static const char *python_line(sink *s, const sfs_entry *e)
+{
+    if (!comment_safe_name(e->name))
+        return "name has characters outside A-Z a-z 0-9 . _ -";
+    if (value_has(e, '\0'))
+        return WHY_NUL;
+    if (!value_utf8(e))
+        return WHY_UTF8 " (python-dotenv decodes the whole file as UTF-8)";
+    if (python_expands(e->value, e->len))
+        return "value holds ${...}, which python-dotenv expands";
+    if (!value_ends_with(e, '\\'))
+        put_line(s, e, "\"", python_esc);
+    else if (plain_word(e, ""))
+        put_line(s, e, "", NULL);
+    else
+        return WHY_BACKSLASH " (python-dotenv)";
+    return NULL;
+}
+
+/* Renders the .env.python view of `set` into out[0..cap); the contract of sfs_view_env. */
+size_t sfs_view_python(const sfs_set *set, char *out, size_t cap)
+{
+    return render_lines(set, PYTHON_HEADER, python_line, out, cap);
+}
+
+static const char *const node_esc[256] = {['\r'] = "\\r"};
+
+/* Whether v holds a backslash followed by n or r (npm dotenv turns both into line breaks
+ * in a double-quoted value, and has no escape for the backslash). */
+static bool has_backslash_nr(const unsigned char *v, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i + 1 < len; i++)
+        if (v[i] == '\\' && (v[i + 1] == 'n' || v[i + 1] == 'r'))
+            return true;
+    return false;
+}
+
+/* npm dotenv (lib/main.js parse): '...' and `...` are literal and may span lines; "..."
+ * is literal except \n and \r; the file is read as UTF-8 and CR LF / CR become LF first,
+ * so a CR survives only as \r in double quotes.  No expansion. */
+static const char *node_line(sink *s, const sfs_entry *e)
+{
+    bool cr = value_has(e, '\r');
+
+    if (!comment_safe_name(e->name))
+        return "name has characters outside A-Z a-z 0-9 . _ -";
+    if (value_has(e, '\0'))
+        return WHY_NUL;
+    if (!value_utf8(e))
+        return WHY_UTF8 " (npm dotenv decodes the file as UTF-8)";
+    if (value_ends_with(e, '\\')) {
+        if (!plain_word(e, "#"))
+            return WHY_BACKSLASH " (npm dotenv)";
+        put_line(s, e, "", NULL);
+    } else if (!cr && !value_has(e, '\'')) {
+        put_line(s, e, "'", NULL);
+    } else if (!cr && !value_has(e, '`')) {
+        put_line(s, e, "`", NULL);
+    } else if (!value_has(e, '"') && !has_backslash_nr(e->value, e->len)) {
+        put_line(s, e, "\"", node_esc);
+    } else {
+        return cr ? "value has a carriage return and a \" or a \\n or \\r, which npm dotenv "
+                    "cannot carry"
+                  : "value holds all three quote characters ' \" `, which npm dotenv cannot carry";
+    }
+    return NULL;
+}
+
+/* Renders the .env.node view of `set` into out[0..cap); the contract of sfs_view_env. */
+size_t sfs_view_node(const sfs_set *set, char *out, size_t cap)
+{
+    return render_lines(set, NODE_HEADER, node_line, out, cap);
+}
+
+/* godotenv accepts names of letters, digits, _ and . (parser.go locateKeyName). */
+static bool go_name(const char *name)
+{
+    return comment_safe_name(name) && !strchr(name, '-');
+}
+
+static bool has_crlf(const unsigned char *v, size_t len)
+{
+    const unsigned char *cr = len ? memchr(v, '\r', len) : NULL;
+
+    for (; cr; cr = memchr(cr + 1, '\r', (size_t)(v + len - cr - 1)))
+        if (cr + 1 < v + len && cr[1] == '\n')
+            return true;
+    return false;
+}
+
+static const char *const go_esc[256] = {
+    ['\\'] = "\\\\", ['"'] = "\\\"", ['$'] = "\\$", ['\n'] = "\\n", ['\r'] = "\\r",
+};
+
+/* godotenv 1.5.1 (parser.go): "..." turns \n \r into line breaks, drops the backslash of
+ * any other escape and expands $NAME unless written \$; it trims every " at the end of the
+ * value, so a value ending in " goes in '...' (literal, but CR LF becomes LF). */
+static const char *go_line(sink *s, const sfs_entry *e)
+{
+    if (!go_name(e->name))
+        return "name has a -, which godotenv does not accept";
+    if (value_has(e, '\0'))
+        return WHY_NUL;
+    if (value_ends_with(e, '\\')) {
+        if (!plain_word(e, "$"))
+            return WHY_BACKSLASH " (godotenv)";
+        put_line(s, e, "", NULL);
+    } else if (!value_ends_with(e, '"')) {
+        put_line(s, e, "\"", go_esc);
+    } else if (!value_has(e, '\'') && !has_crlf(e->value, e->len)) {
+        put_line(s, e, "'", NULL);
+    } else {
+        return "value ends with \" and holds a ' or a CR LF, which godotenv cannot carry";
+    }
+    return NULL;
+}
+
+/* Renders the .env.go view of `set` into out[0..cap); the contract of sfs_view_env. */
+size_t sfs_view_go(const sfs_set *set, char *out, size_t cap)
+{
+    return render_lines(set, GO_HEADER, go_line, out, cap);
+}
+
+/* docker's env-file reader (opts/file.go parseKeyValueFile): one line per variable, the
+ * value is the rest of the line as is; lines are read with bufio.Scanner (a final CR is
+ * dropped, 64 KiB at most) and the file must be valid UTF-8. */
+static const char *docker_line(sink *s, const sfs_entry *e)
+{
+    if (!comment_safe_name(e->name))
+        return "name has characters outside A-Z a-z 0-9 . _ -";
+    if (value_has(e, '\0'))
+        return WHY_NUL;
+    if (value_has(e, '\n'))
+        return "value contains a newline, which docker --env-file cannot carry";
+    if (value_ends_with(e, '\r'))
+        return "value ends with a carriage return, which docker --env-file drops";
+    if (!value_utf8(e))
+        return WHY_UTF8 " (docker refuses the whole file)";
+    if (strlen(e->name) + 1 + e->len > DOCKER_MAX_LINE)
+        return "line longer than docker --env-file reads (64 KiB)";
+    put_line(s, e, "", NULL);
+    return NULL;
+}
+
+/* Renders the .env.docker view of `set` into out[0..cap); the contract of sfs_view_env. */
+size_t sfs_view_docker(const sfs_set *set, char *out, size_t cap)
+{
+    return render_lines(set, DOCKER_HEADER, docker_line, out, cap);
 }

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 from harness import SECRETFS, CliSandbox, check, run_all  # noqa: E402
 
 KILLS = 120

@@ -5,8 +5,6 @@ planted canary value shows up in its output."""
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 from harness import CliSandbox, canary, check, leaks, run_all  # noqa: E402
 
 MIB = 1 << 20

@@ -7,8 +7,6 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 from harness import SECRETFS, CliSandbox, check, run_all  # noqa: E402
 
 UPDATES = 200

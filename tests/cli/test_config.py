@@ -4,8 +4,6 @@ default), which config file is read, and every config error naming FILE:LINE."""
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 from harness import CliSandbox, check, run_all  # noqa: E402
 
 DEFAULT_CONFIG = "/etc/secretfs/secretfs.ini"

@@ -2,10 +2,9 @@
 """`secretfs --help`, `COMMAND --help`, `--version`, and exit code 2 for every usage error."""
 import os
 import re
+import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 from harness import CliSandbox, check, run_all  # noqa: E402
 
 COMMANDS = ["keygen", "update-secrets", "set", "rm", "list", "get", "mount", "reload", "run"]
@@ -32,12 +31,32 @@ def test_main_help():
                       "main help does not document exit code %s (%s)" % (code, what))
 
 
+def pkg_version(module):
+    p = subprocess.run(["pkg-config", "--modversion", module], capture_output=True, text=True)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
 def test_version():
     with CliSandbox() as sb:
         for args in (["--version"], ["version"]):
             p = sb.run(args)
-            check(re.fullmatch(rb"secretfs \d+\.\d+\.\d+\n", p.stdout),
-                  "%s printed %r" % (args, p.stdout))
+            lines = p.stdout.decode().splitlines()
+            check(len(lines) == 4, "%s printed %r" % (args, p.stdout))
+            check(re.fullmatch(r"secretfs \d+\.\d+\.\d+", lines[0]), "%s: %r" % (args, lines[0]))
+            # the libraries as loaded: they match what the build found
+            for line, lib, module in ((lines[1], "libfuse", "fuse3"),
+                                      (lines[2], "libsodium", "libsodium")):
+                want = pkg_version(module)
+                check(line == "%s %s" % (lib, want), "%s: %r, but pkg-config says %s %s"
+                      % (args, line, module, want))
+            if os.geteuid() == 0 and os.path.exists("/dev/fuse"):
+                m = re.fullmatch(r"kernel FUSE protocol (\d+)\.(\d+)", lines[3])
+                check(m and m.group(1) == "7" and int(m.group(2)) >= 26,
+                      "%s as root: %r" % (args, lines[3]))
+            else:
+                check(lines[3].startswith("kernel FUSE protocol unknown: "), repr(lines[3]))
+            with open("/proc/self/mountinfo") as f:
+                check("secretfs-probe" not in f.read(), "the probe mount was left mounted")
 
 
 def test_command_help():

@@ -7,8 +7,6 @@ import shutil
 import stat
 import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 from harness import SRC, CliSandbox, canary, check, leaks, run_all  # noqa: E402
 
 # what a damaged store may be called; each message also names the store file

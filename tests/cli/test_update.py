@@ -6,8 +6,6 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 from harness import CliSandbox, canary, check, run_all  # noqa: E402
 
 MIB = 1 << 20

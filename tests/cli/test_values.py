@@ -8,8 +8,6 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 from harness import CliSandbox, canary, check, hostile_values, leaks, run_all  # noqa: E402
 
 MIB = 1 << 20

@@ -17,8 +17,6 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get(
-    "SFS_TEST_SRC", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 
 import harness  # noqa: E402
 from harness import TestFailure, check  # noqa: E402,F401

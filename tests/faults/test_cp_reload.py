@@ -18,7 +18,7 @@ import time
 import faultlib as fl
 import reloadlib
 from faultlib import check
-from harness import Sandbox, need_fuse, run_all, unmount
+from harness import VIEWS, Sandbox, need_fuse, run_all, unmount
 
 SECRETS = int(os.environ.get("SFS_FAULTS_SECRETS", "3000"))
 SECONDS = float(os.environ.get("SFS_FAULTS_CP_SECONDS", "12"))
@@ -31,7 +31,7 @@ def reader(mnt, names, stop, out_fd, seed, small, notify):
     c = {"reads": 0, "A": 0, "B": 0, "torn": 0, "errors": 0, "err_kinds": [],
          "listings": 0, "partial_listings": 0, "status_reads": 0, "partial_status": 0,
          "batches": 0, "mixed_batches": 0, "unbracketed": 0}
-    want_listing = len(names) + 3
+    want_listing = len(names) + len(VIEWS)
     read = reloadlib.read_small if small else reloadlib.read
     it = 0
 

@@ -19,7 +19,7 @@ import time
 import faultlib as fl
 import reloadlib
 from faultlib import check
-from harness import Sandbox, need_fuse, pid_alive, run_all, unmount, wait_for
+from harness import VIEWS, Sandbox, need_fuse, pid_alive, run_all, unmount, wait_for
 
 SECRETS = int(os.environ.get("SFS_FAULTS_RELOAD_SECRETS", "6000"))
 ROUNDS = int(os.environ.get("SFS_FAULTS_KILL_ROUNDS", "40"))
@@ -49,8 +49,8 @@ def serves(mnt, gen, names, rnd):
           "the restarted daemon serves %s secrets (last_reload %s), not %d" % (
               st["secrets"], st["last_reload"][:100], len(names)))
     listing = os.listdir(mnt)
-    check(len(listing) == len(names) + 3, "the restarted daemon lists %d names, not %d" % (
-        len(listing), len(names) + 3))
+    check(len(listing) == len(names) + len(VIEWS), "the restarted daemon lists %d names, not %d" % (
+        len(listing), len(names) + len(VIEWS)))
     for name in rnd.sample(names, SAMPLE) + [names[0], names[-1]]:
         got = reloadlib.verify_value(reloadlib.read(os.path.join(mnt, name)), name)
         check(got == gen, "the restarted daemon serves %s of generation %s, not %s" % (

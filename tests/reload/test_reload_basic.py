@@ -6,7 +6,7 @@ and a plain SIGHUP and `--reload` on set, rm and update-secrets do the same."""
 import json
 import os
 
-from reloadlib import (absent, bind_file, check, each_mode, main, need_fuse, read,
+from reloadlib import (absent, bind_file, check, each_mode, run_all, need_fuse, read,
                        reload_ok, replace_values, sighup_and_wait, status)
 
 GEN1 = {
@@ -133,4 +133,4 @@ def test():
     each_mode(scenario)
 
 
-main(test)
+run_all(test)

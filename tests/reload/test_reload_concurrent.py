@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 
-from reloadlib import check, install_store, main, need_fuse, read, reload_cli, Sandbox
+from reloadlib import check, install_store, run_all, need_fuse, read, reload_cli, Sandbox
 
 SECRETS = 5000
 ROUNDS = 20
@@ -59,4 +59,4 @@ def test():
               "(another reload was in progress)" % stale)
 
 
-main(test)
+run_all(test)

@@ -4,7 +4,7 @@ value.  Both cache modes; in cache=none half the readers use many small read()s.
 import os
 import time
 
-from reloadlib import (check, collect_readers, fork_reader, install_store, main, make_store,
+from reloadlib import (check, collect_readers, fork_reader, install_store, run_all, make_store,
                        need_fuse, reload_cli, sighup_and_wait, status, Sandbox)
 import test_reload_stress as stress
 
@@ -111,4 +111,4 @@ def test():
     run_mode("none", ["whole", "whole", "small", "small"])
 
 
-main(test)
+run_all(test)

@@ -3,7 +3,7 @@ the serving snapshot: the old values keep serving, `.status` says `last_reload=e
 and `secretfs reload` exits non-zero with the reason.  A good store afterwards reloads."""
 import os
 
-from reloadlib import (check, each_mode, main, need_fuse, read, reload_cli, reload_ok,
+from reloadlib import (check, each_mode, run_all, need_fuse, read, reload_cli, reload_ok,
                        replace_values, sighup_and_wait, status)
 
 OLD = {"DB_PASSWORD": b"old-password", "API_TOKEN": b"old-token"}
@@ -108,4 +108,4 @@ def test():
     each_mode(scenario)
 
 
-main(test)
+run_all(test)

@@ -3,7 +3,7 @@ value that was read (so cached) is still read stale in cache=kernel after a relo
 name added after a cached miss stays invisible; with them, over many rounds, never."""
 import os
 
-from reloadlib import (absent, check, main, need_fuse, read, reload_ok, replace_values,
+from reloadlib import (absent, check, run_all, need_fuse, read, reload_ok, replace_values,
                        Sandbox)
 
 ROUNDS = 25
@@ -52,4 +52,4 @@ def test():
     check(on == (0, 0, 0), "with notifications, stale reads/sizes/missing names: %r" % (on,))
 
 
-main(test)
+run_all(test)

@@ -3,7 +3,7 @@ reads, even when the reload changes its size or removes the name; a new open see
 generation.  (cache=kernel makes no such promise: it is not tested there.)"""
 import os
 
-from reloadlib import (absent, check, main, need_fuse, read, reload_ok, replace_values,
+from reloadlib import (absent, check, run_all, need_fuse, read, reload_ok, replace_values,
                        sighup_and_wait, Sandbox)
 
 OLD = {"LONG": bytes(range(32, 127)) * 40, "GONE": b"g" * 2500, "KEEP": b"k" * 10}
@@ -52,4 +52,4 @@ def test():
         check(got == newer["LONG"], "LONG: pread on an older handle mixed generations")
 
 
-main(test)
+run_all(test)

@@ -7,7 +7,7 @@ import json
 import os
 import time
 
-from reloadlib import (check, collect_readers, fork_reader, install_store, main, make_store,
+from reloadlib import (check, collect_readers, fork_reader, install_store, run_all, make_store,
                        need_fuse, reload_cli, sighup_and_wait, Sandbox, checked_value,
                        verify_value)
 
@@ -181,4 +181,4 @@ def test():
 
 
 if __name__ == "__main__":
-    main(test)
+    run_all(test)

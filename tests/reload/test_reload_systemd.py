@@ -11,7 +11,7 @@ import time
 
 import subprocess
 
-from reloadlib import Sandbox, check, main, need_fuse, read
+from reloadlib import Sandbox, check, run_all, need_fuse, read
 from harness import SECRETFS, visible, wait_for
 
 CANARY = b"systemd-canary-7f3a9c"
@@ -99,4 +99,4 @@ def test():
             sock.close()
 
 
-main(test)
+run_all(test)

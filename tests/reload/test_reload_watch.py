@@ -3,7 +3,7 @@ mount by itself (debounced); unrelated files in the store's directory do not."""
 import os
 import time
 
-from reloadlib import absent, check, each_mode, main, need_fuse, read, status
+from reloadlib import absent, check, each_mode, run_all, need_fuse, read, status
 
 
 def until(cond, what, timeout=10.0):
@@ -60,4 +60,4 @@ def test():
     each_mode(scenario)
 
 
-main(test)
+run_all(test)

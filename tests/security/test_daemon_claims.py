@@ -14,8 +14,6 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 from harness import (Sandbox, canary, check, is_mounted, leaks, need_fuse,  # noqa: E402
                      pid_alive, redact, run_all, start_foreground, unmount, wait_for)
 

@@ -8,8 +8,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", ".."), "mount"))
-from harness import SECRETFS, Sandbox, check, main, need_fuse, unmount  # noqa: E402
+from harness import SECRETFS, Sandbox, check, run_all, need_fuse, unmount  # noqa: E402
 
 USER = "sfs-sec-user"
 CANARY = b"CANARY-7f3a9c-process-hygiene"
@@ -139,4 +138,4 @@ def test():
               "another user read a 0400 secret")
 
 
-main(test)
+run_all(test)

@@ -10,11 +10,9 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get(
-    "SFS_TEST_SRC", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")), "mount"))
 
 import harness  # noqa: E402
-from harness import Sandbox, TestFailure, check, main, need_fuse  # noqa: E402,F401
+from harness import Sandbox, TestFailure, check, run_all, need_fuse  # noqa: E402,F401
 
 CACHE_MODES = ("kernel", "none")
 

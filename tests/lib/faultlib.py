@@ -14,11 +14,6 @@ import shutil
 import subprocess
 import sys
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_SRC = os.environ.get("SFS_TEST_SRC", os.path.join(_HERE, ".."))
-sys.path.insert(0, os.path.join(_SRC, "mount"))
-sys.path.insert(0, os.path.join(_SRC, "reload"))
-
 import harness  # noqa: E402
 import reloadlib  # noqa: E402
 from harness import SECRETFS, SKIP, check, is_mounted  # noqa: E402,F401

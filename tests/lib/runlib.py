@@ -13,14 +13,12 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("SFS_TEST_SRC", os.path.dirname(__file__) + "/.."),
-                                "mount"))
-from harness import (SECRETFS, Sandbox, TestFailure, check, need_fuse,  # noqa: E402,F401
+from harness import (SECRETFS, SRC, Sandbox, TestFailure, check, need_fuse,  # noqa: F401
                      hostile_values, run_all, wait_for, pid_alive, unmount)
 
 PY = "/usr/bin/python3"
 MEMORY_REGION_MAX = 1 << 30
-CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
+CHILD = os.path.join(SRC, "run", "child.py")
 
 
 def proc_stat(pid):
