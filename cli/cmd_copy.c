@@ -14,10 +14,8 @@ static const char copy_help[] =
     "LOCATION is a store file or etcd://HOST:PORT[,HOST:PORT...]/PREFIX, so this moves a\n"
     "host's store into etcd, backs an etcd prefix up to a file (sealed, same key), or\n"
     "copies one prefix to another.  Both stores use the same key (--key-file); etcd\n"
-    "connection settings come from the [etcd] section of the config.  Values are never\n"
-    "printed.\n"
-    "\n"
-    "Exit status: 0 copied, 1 failure (nothing changed at --to), 2 usage error.\n";
+    "connection settings come from the [etcd] section of the config.  On a failure\n"
+    "nothing changes at --to.  Values are never printed.\n";
 
 enum { OPT_FROM = OPT_FIRST_COMMAND_OPTION, OPT_TO };
 
