@@ -16,7 +16,6 @@ import ctypes
 import os
 import select
 import signal
-import struct
 import subprocess
 import sys
 import time

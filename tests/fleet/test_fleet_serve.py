@@ -13,8 +13,8 @@ import contextlib
 import os
 import signal
 
-from fleetlib import (Fleet, TestFailure, canary, check, fleet_main, read, redact, serves, status,
-                      wait_until)
+from fleetlib import (Fleet, TestFailure, canary, check, fleet_main, generation_file, read,
+                      redact, serves, status)
 from runlib import ChildDir, Runner
 
 
@@ -132,20 +132,36 @@ def rapid_updates(f, mnts, n):
     """n pairs of updates through member 0 (the second right after the first returns);
     every mount must end up serving the second of each pair."""
     for i in range(n):
+        pair = []
         for half in "ab":
-            value = ("r-%d%s-%s" % (i, half, os.urandom(4).hex())).encode()
-            f.admin(["set", "RAPID"], input=value, member=0)
+            pair.append(("r-%d%s-%s" % (i, half, os.urandom(4).hex())).encode())
+            f.admin(["set", "RAPID"], input=pair[-1], member=0)
+        value = pair[-1]
         try:
             f.wait_served(mnts, {"RAPID": value}, timeout=10)
         except TestFailure:
-            lagging = [k for k, m in enumerate(mnts) if not serves(m, {"RAPID": value})]
-            st = [status(mnts[k]) for k in lagging]
+            rev = f.cluster.revision()
+            what = []
+            for k, m in enumerate(mnts):
+                if serves(m, {"RAPID": value}):
+                    continue
+                try:
+                    got = read(os.path.join(m, "RAPID"))
+                except OSError as e:
+                    got = e.strerror.encode()
+                which = ("the first of the pair" if got == pair[0] else
+                         "an older value" if got.startswith(b"r-") else "no value")
+                st = status(m)
+                gen = generation_file(m)
+                genline = read(gen).decode().replace("\n", " ").strip() if gen else "-"
+                what.append("daemon %d serves %s; .status revision=%s generation=%s "
+                            "reloads=%s last_reload=%s connection=%s; generation file: %s" % (
+                                k, which, st.get("revision"), st.get("generation"),
+                                st.get("reloads"), st.get("last_reload"),
+                                st.get("connection"), genline))
             raise TestFailure(
-                "update pair %d of %d: the second update never reached daemon(s) %s (etcd "
-                "at revision %d; they serve revision %s, connection %s): a change that "
-                "arrives while the daemon finishes a reload is dropped until the next "
-                "change" % (i + 1, n, lagging, f.cluster.revision(),
-                            [x.get("revision") for x in st], [x.get("connection") for x in st]))
+                "update pair %d of %d: the second update (etcd revision %d) did not reach "
+                "every daemon within 10 s: %s" % (i + 1, n, rev, "; ".join(what)))
 
 
 def test_copy_round_trip():

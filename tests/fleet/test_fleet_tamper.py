@@ -12,10 +12,8 @@ change gives its verdict; .status then says last_reload=error when it refused.
 import json
 import os
 import signal
-import time
 
-from fleetlib import (Fleet, canary, check, fleet_main, read, redact, serves, status,
-                      wait_until)
+from fleetlib import Fleet, canary, check, fleet_main, read, serves, status
 
 
 def prefix_keys(f):
