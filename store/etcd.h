@@ -159,8 +159,8 @@ void sfs_etcd_kvs_clear(struct sfs_etcd_kvs *l);
 int sfs_etcd_range_prefix(sfs_etcd_conn *c, const char *prefix, struct sfs_etcd_kvs *out,
                           struct sfs_err *err);
 
-/* Request builders for sfs_etcd_call (new references; NULL on ENOMEM).  `end` NULL: the
- * single key; "" (len 0 with end non-NULL): everything from key on is not used here. */
+/* Request builders for sfs_etcd_call (new references; NULL on ENOMEM): a base64 string, a
+ * txn put of one key, a txn delete of every key under a prefix. */
 json_t *sfs_etcd_b64(const void *bytes, size_t len);
 json_t *sfs_etcd_put_op(const char *key, size_t klen, const unsigned char *val, size_t vlen);
 json_t *sfs_etcd_delete_prefix_op(const char *prefix);
