@@ -1,7 +1,8 @@
 /* store/etcd.c — the etcd backend: a secret set as sealed blobs under one prefix.
  *
- * Location: etcd://HOST:PORT[,HOST:PORT...]/PREFIX (https when [etcd] names a CA or client
- * certificate).  Layout and blob format: store/etcd.h, store/etcd_blob.c, the README.
+ * Location: etcd://HOST:PORT[,HOST:PORT...]/PREFIX; an endpoint may say http:// or https://,
+ * one without is https when [etcd] names a CA or client certificate.  Layout and blob
+ * format: store/etcd.h, store/etcd_blob.c, the README.
  *
  * Reading: a consistent range of the prefix at one revision, then the commit record says
  * which generation is current, how many values it has and their digest; the set is that,

@@ -1,8 +1,8 @@
 /* tests/etcd/test_etcd.c — the etcd backend against a real cluster, through store/store.h.
  *
  * Run by run_etcd.py, which starts the cluster and passes:
- *   argv[1]            the scenario (roundtrip, big, atomic, race, tamper, compact, killwatch,
- *                      quorum, auth)
+ *   argv[1]            the scenario (roundtrip, big, atomic, race, tamper, compact,
+ *                      killwatch (then quorum lost and back), auth)
  *   SFS_ETCD_EP        "HOST:PORT,HOST:PORT,..." of the members
  *   SFS_ETCD_PREFIX    a prefix of this run ("/sfs-test-XXXX/")
  *   SFS_CANARY         a token every value carries (the driver greps the data dirs for it)
@@ -45,7 +45,7 @@ static void step(const char *what)
         exit(2);
 }
 
-/* etcd://EP/PREFIX with the members [first, first + n) (n 0: all). */
+/* A store handle on etcd://EPS/PREFIX with options `o` (NULL: defaults); exits on failure. */
 static sfs_store *open_at(const char *eps, const struct sfs_store_options *o)
 {
     char loc[1024];
