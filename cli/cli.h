@@ -80,6 +80,15 @@ int cli_resolve_key_file(struct cli *cli, const char *picked);
  * or ~/.local/state/secretfs (false); NULL when there is none. */
 const char *cli_state_dir(struct cli *cli, const char *flag, bool *explicit_dir);
 
+/* Fills the etcd part of `o` from the [etcd] section (pointers borrowed from cli->cfg). */
+void cli_etcd_options(const struct cli *cli, struct sfs_store_options *o);
+
+/* Where a daemon of the etcd store `location` keeps its sealed local cache: [etcd]
+ * cache_file, else /var/cache/secretfs/etcd-HASH.store for root or
+ * ~/.cache/secretfs/etcd-HASH.store (the directory is made, mode 0700).  Returns a malloc'd
+ * path, or NULL when there is nowhere to keep it. */
+char *cli_etcd_cache_path(const struct cli *cli, const char *location);
+
 /* Opens the store handle for cli->store_path with the options the config and flags give
  * (store/store.h).  Prints the error; returns an exit code. */
 int cli_store_open(struct cli *cli, sfs_store **out);
@@ -114,6 +123,7 @@ int cmd_reload(struct cli *cli, int argc, char **argv);
 int cmd_run(struct cli *cli, int argc, char **argv);
 int cmd_audit(struct cli *cli, int argc, char **argv);
 int cmd_docker_plugin(struct cli *cli, int argc, char **argv);
+int cmd_copy(struct cli *cli, int argc, char **argv);
 /* mount(8) form: secretfs SOURCE MOUNTPOINT [-o OPTIONS]; argv[0] is the program. */
 int cmd_mount_helper(struct cli *cli, int argc, char **argv);
 

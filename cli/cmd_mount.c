@@ -141,7 +141,8 @@ static int split_names(char *text, const char ***out, size_t *n)
 
 struct mount_plan {
     struct sfs_mount_opts o;
-    char *abs[5];             /* absolute copies of relative paths (the daemon runs in /) */
+    char *abs[10];             /* absolute copies of relative paths (the daemon runs in /) */
+    char *etcd_cache;         /* the etcd backend's local sealed cache */
     char *only_text, *env_text;
     const char **only, **env;
     struct sfs_secret_perm *perms;
@@ -153,6 +154,7 @@ static void plan_free(struct mount_plan *p)
 
     for (i = 0; i < sizeof p->abs / sizeof p->abs[0]; i++)
         free(p->abs[i]);
+    free(p->etcd_cache);
     free(p->only_text);
     free(p->env_text);
     free(p->only);
@@ -174,6 +176,22 @@ static const char *absolute(struct mount_plan *p, size_t slot, const char *path)
         return path;
     snprintf(p->abs[slot], len, "%s/%s", cwd, path);
     return p->abs[slot];
+}
+
+/* An etcd store's [etcd] options and local cache file, as absolute paths. */
+static void plan_etcd(struct cli *cli, struct mount_plan *p)
+{
+    struct sfs_store_options *so = &p->o.store_opts;
+
+    if (sfs_store_is_path(cli->store_path))
+        return;
+    cli_etcd_options(cli, so);
+    so->ca_file = absolute(p, 5, so->ca_file);
+    so->cert_file = absolute(p, 6, so->cert_file);
+    so->key_file = absolute(p, 7, so->key_file);
+    so->password_file = absolute(p, 8, so->password_file);
+    p->etcd_cache = cli_etcd_cache_path(cli, cli->store_path);
+    so->cache_path = absolute(p, 9, p->etcd_cache);
 }
 
 /* cache=: the flag, else [mount] cache, else kernel. */
@@ -252,6 +270,7 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
     o->no_invalidate = a->no_invalidate;
     o->store_opts.watch = a->watch || c->watch;
     o->store_opts.lock_timeout_ms = cli->lock_timeout_ms;
+    plan_etcd(cli, p);
 
     p->env_text = strdup(c->platform_env ? c->platform_env : SFS_DEFAULT_PLATFORM_ENV);
     if (!p->env_text || split_names(p->env_text, &p->env, &o->n_platform_env) < 0)

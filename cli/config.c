@@ -169,6 +169,12 @@ void sfs_config_free(struct sfs_config *cfg)
     free(cfg->platform_env);
     free(cfg->platform_file);
     free(cfg->reserved_prefix);
+    free(cfg->etcd_ca_file);
+    free(cfg->etcd_cert_file);
+    free(cfg->etcd_key_file);
+    free(cfg->etcd_user);
+    free(cfg->etcd_password_file);
+    free(cfg->etcd_cache_file);
     for (i = 0; i < cfg->n_secrets; i++)
         free(cfg->secrets[i].name);
     free(cfg->secrets);
@@ -358,6 +364,47 @@ static int handle_platform(struct load_ctx *ctx, int line, const char *name, con
     return 1;
 }
 
+/* "5", "0.5" or "2.5" seconds into milliseconds (1 ms to 1 hour). */
+static int parse_seconds(const char *s, unsigned *ms)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0.001 && v <= 3600))
+        return -EINVAL;
+    *ms = (unsigned)(v * 1000 + 0.5);
+    return 0;
+}
+
+static int handle_etcd(struct load_ctx *ctx, int line, const char *name, const char *value)
+{
+    struct sfs_config *cfg = ctx->cfg;
+    static const char *const paths[] = {"ca_file", "cert_file", "key_file", "password_file",
+                                        "cache_file", "user"};
+    char **slots[] = {&cfg->etcd_ca_file, &cfg->etcd_cert_file, &cfg->etcd_key_file,
+                      &cfg->etcd_password_file, &cfg->etcd_cache_file, &cfg->etcd_user};
+    size_t i;
+
+    for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        if (strcmp(name, paths[i]) != 0)
+            continue;
+        if (!*value)
+            return fail(ctx, line, "%s is empty; give a value or remove the line%s", name, "");
+        return set_string(slots[i], value);
+    }
+    if (strcmp(name, "dial_timeout") == 0 || strcmp(name, "request_timeout") == 0) {
+        unsigned *slot = name[0] == 'd' ? &cfg->etcd_dial_timeout_ms
+                                        : &cfg->etcd_request_timeout_ms;
+        if (parse_seconds(value, slot) < 0)
+            return fail(ctx, line, "%s '%s' is not a number of seconds such as 5 or 0.5",
+                        name, value);
+        return 0;
+    }
+    return 1;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
     struct load_ctx *ctx = user;
@@ -376,6 +423,8 @@ static int handler(void *user, const char *section, const char *name, const char
             rc = handle_mount(ctx, line, name, value);
         } else if (strcmp(section, "platform") == 0) {
             rc = handle_platform(ctx, line, name, value);
+        } else if (strcmp(section, "etcd") == 0) {
+            rc = handle_etcd(ctx, line, name, value);
         } else if (strncmp(section, "secret:", 7) == 0) {
             const char *sname = section + 7, *why;
             struct sfs_config_secret *s;
@@ -393,7 +442,7 @@ static int handler(void *user, const char *section, const char *name, const char
         } else {
             rc = fail(ctx, line,
                       "unknown section [%s]; known: [store], [mount], [platform], "
-                      "[secret:NAME]%s", section, "");
+                      "[etcd], [secret:NAME]%s", section, "");
         }
     }
     if (rc > 0)
@@ -482,7 +531,7 @@ static int check_section_line(struct load_ctx *ctx, const char *l, size_t n)
         return fail(ctx, ctx->line, "section [%.60s...] is too long; section names have at "
                     "most 49 bytes%s", section, "");
     if (strcmp(section, "store") == 0 || strcmp(section, "mount") == 0 ||
-        strcmp(section, "platform") == 0)
+        strcmp(section, "platform") == 0 || strcmp(section, "etcd") == 0)
         return 0;
     if (strncmp(section, "secret:", 7) == 0) {
         if (!sfs_name_valid(section + 7, &why))
@@ -490,7 +539,7 @@ static int check_section_line(struct load_ctx *ctx, const char *l, size_t n)
         return 0;
     }
     return fail(ctx, ctx->line, "unknown section [%s]; known: [store], [mount], [platform], "
-                "[secret:NAME]%s", section, "");
+                "[etcd], [secret:NAME]%s", section, "");
 }
 
 /* ini_reader over the validated buffer, one line per call, counting lines. */

@@ -59,6 +59,16 @@ struct sfs_config {
     char *platform_file;
     char *reserved_prefix;
 
+    /* [etcd] (store/store.h's sfs_store_options; paths as written) */
+    char *etcd_ca_file;
+    char *etcd_cert_file;
+    char *etcd_key_file;
+    char *etcd_user;
+    char *etcd_password_file;
+    char *etcd_cache_file;          /* the daemon's local sealed cache; NULL: the default */
+    unsigned etcd_dial_timeout_ms;  /* 0: the store's default */
+    unsigned etcd_request_timeout_ms;
+
     struct sfs_config_secret *secrets;
     size_t n_secrets;
 };

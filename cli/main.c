@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "crypto/aead.h"
 #include "crypto/secmem.h"
 #include "fs/daemon.h"
 #include "util/err.h"
@@ -33,9 +34,11 @@ static const char main_help[] =
     "  run -- COMMAND...    run COMMAND with the mount's secrets in its environment\n"
     "  audit [PATH]         who read which secret: a mount's audit log (audit=PATH)\n"
     "  docker-plugin        serve Docker's volume plugin API (volumes of secrets)\n"
+    "  copy --from L --to L copy a whole set between stores (file, etcd://), atomically\n"
     "\n"
     "Options every store command takes:\n"
-    "  --store PATH         store file   (env SECRETFS_STORE, [store] path,\n"
+    "  --store LOCATION     store file, or etcd://HOST:PORT[,...]/PREFIX\n"
+    "                       (env SECRETFS_STORE, [store] path,\n"
     "                       default " SFS_DEFAULT_STORE ")\n"
     "  --key-file PATH      master key   (env SECRETFS_KEY_FILE, [store] key_file,\n"
     "                       default " SFS_DEFAULT_KEY_FILE ")\n"
@@ -69,6 +72,7 @@ static const struct command commands[] = {
     {"run", cmd_run},
     {"audit", cmd_audit},
     {"docker-plugin", cmd_docker_plugin},
+    {"copy", cmd_copy},
 };
 
 static void vreport(const struct cli *cli, const char *level, const char *fmt, va_list ap)
@@ -164,6 +168,64 @@ int cli_load_config(struct cli *cli)
                                           SFS_DEFAULT_KEY_FILE));
 }
 
+void cli_etcd_options(const struct cli *cli, struct sfs_store_options *o)
+{
+    const struct sfs_config *c = &cli->cfg;
+
+    o->ca_file = c->etcd_ca_file;
+    o->cert_file = c->etcd_cert_file;
+    o->key_file = c->etcd_key_file;
+    o->user = c->etcd_user;
+    o->password_file = c->etcd_password_file;
+    o->dial_timeout_ms = c->etcd_dial_timeout_ms;
+    o->request_timeout_ms = c->etcd_request_timeout_ms;
+}
+
+char *cli_etcd_cache_path(const struct cli *cli, const char *location)
+{
+    unsigned char h[8];
+    char dir[4096], *path = NULL;
+    const char *home = getenv("HOME");
+    size_t i;
+    int n;
+
+    if (cli->cfg.etcd_cache_file)
+        return strdup(cli->cfg.etcd_cache_file);
+    if (geteuid() == 0)
+        n = snprintf(dir, sizeof dir, "/var/cache/secretfs");
+    else if (home && home[0] == '/')
+        n = snprintf(dir, sizeof dir, "%s/.cache/secretfs", home);
+    else
+        return NULL;
+    if (n < 0 || (size_t)n >= sizeof dir)
+        return NULL;
+    if (geteuid() != 0) {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s/.cache", home);
+        (void)mkdir(parent, 0700);
+    }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return NULL;
+    sfs_hash(h, sizeof h, location, strlen(location), NULL, 0);
+    if (asprintf(&path, "%s/etcd-", dir) < 0)
+        return NULL;
+    for (i = 0; i < sizeof h && path; i++) {
+        char *grown;
+        if (asprintf(&grown, "%s%02x", path, h[i]) < 0)
+            grown = NULL;
+        free(path);
+        path = grown;
+    }
+    if (path) {
+        char *full;
+        if (asprintf(&full, "%s.store", path) < 0)
+            full = NULL;
+        free(path);
+        path = full;
+    }
+    return path;
+}
+
 int cli_store_open(struct cli *cli, sfs_store **out)
 {
     struct sfs_store_options o = {
@@ -172,6 +234,7 @@ int cli_store_open(struct cli *cli, sfs_store **out)
     };
     struct sfs_err err;
 
+    cli_etcd_options(cli, &o);
     if (sfs_store_open(cli->store_path, &o, out, &err) < 0) {
         cli_error(cli, "%s", err.msg);
         return EXIT_FAIL;

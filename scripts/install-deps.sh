@@ -6,7 +6,9 @@ set -eu
 PACKAGES="
   meson ninja-build pkg-config gcc
   libfuse3-dev fuse3 libsodium-dev libinih-dev libjansson-dev libsystemd-dev libmicrohttpd-dev
+  libcurl4-openssl-dev
   python3 bash dash zsh busybox util-linux passwd procps valgrind strace
+  etcd-server etcd-client
   mandoc man-db bash-completion systemd git binutils
   debhelper dpkg-dev fakeroot lintian debootstrap
   python3-dotenv golang-go golang-github-joho-godotenv-dev docker.io

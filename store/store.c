@@ -8,7 +8,7 @@
 
 /* Backends chosen by a URL scheme; a plain path is the file backend. */
 static const struct sfs_store_backend *const backends[] = {
-    NULL, /* etcd:// arrives with store/etcd.c */
+    &sfs_etcd_backend,
 };
 
 /* The backend for `location` and where its scheme-specific part starts, or NULL for a URL

@@ -46,6 +46,10 @@
 #ifndef SFS_BENCH_SECRETFS
 #define SFS_BENCH_SECRETFS "secretfs"
 #endif
+/* The fleet rows (issue 14) come from a companion that runs an etcd cluster: fleet-bench.py */
+#ifndef SFS_BENCH_FLEET
+#define SFS_BENCH_FLEET "fleet-bench.py"
+#endif
 
 #define EXIT_SKIP 77
 #define VALUE_LEN 64
@@ -63,6 +67,7 @@ static struct {
     const char *secretfs;
     bool json;
     bool quick;
+    bool fleet;        /* run the fleet rows (11-13) too */
     int rounds;        /* micro workloads (1-5, 10) */
     int heavy_rounds;  /* workloads 6-9 */
     double batch_s;    /* target duration of one timed batch */
@@ -1345,6 +1350,69 @@ static void json_num(double v)
         printf("%.6g", v);
 }
 
+/* ---- fleet rows (11-13): tests/bench/fleet-bench.py, same run ---- */
+
+static FILE *fleet_out;   /* what the companion printed (its table, or JSON with --json) */
+static int fleet_rc = -1; /* its exit status: 0 measured, 77 skipped (no etcd), else error */
+
+/* Runs the companion (a 3-member etcd cluster, three daemons; it cleans up after itself)
+ * with its stdout captured for print_results and its progress on our stderr. */
+static void run_fleet(void)
+{
+    const char *argv[8];
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int i = 0, status;
+
+    fleet_out = tmpfile();
+    if (!fleet_out)
+        return;
+    argv[i++] = "/usr/bin/python3";
+    argv[i++] = SFS_BENCH_FLEET;
+    argv[i++] = "--secretfs";
+    argv[i++] = opt.secretfs;
+    if (opt.quick)
+        argv[i++] = "--quick";
+    if (opt.json)
+        argv[i++] = "--json";
+    argv[i] = NULL;
+    progress("fleet rows: %s", SFS_BENCH_FLEET);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fileno(fleet_out), STDOUT_FILENO);
+    if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) == 0) {
+        spawned = pid;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        spawned = 0;
+        fleet_rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    rewind(fleet_out);
+}
+
+static void print_fleet(void)
+{
+    char buf[4096];
+    size_t n;
+
+    if (!opt.fleet)
+        return;
+    if (opt.json)
+        printf(",\n  \"fleet_exit\": %d,\n  \"fleet\": ", fleet_rc);
+    else
+        printf("\n");
+    if (!fleet_out || fleet_rc < 0) {
+        printf(opt.json ? "null" : "fleet rows: %s could not be run\n", SFS_BENCH_FLEET);
+        return;
+    }
+    if (opt.json && fleet_rc != 0 && fleet_rc != 1) {
+        printf("null");
+        return;
+    }
+    while ((n = fread(buf, 1, sizeof buf, fleet_out)) > 0)
+        fwrite(buf, 1, n, stdout);
+}
+
 static void print_results(const char *load_start, double elapsed)
 {
     char cpu[256], load_end[64];
@@ -1387,7 +1455,9 @@ static void print_results(const char *load_start, double elapsed)
             json_str(r->detail);
             printf("}%s\n", i < 9 ? "," : "");
         }
-        printf("  ]\n}\n");
+        printf("  ]");
+        print_fleet();
+        printf("\n}\n");
         return;
     }
     printf("%-3s %-48s %12s %16s %7s  %-26s %s\n", "#", "workload", "secretfs", "tmpfs (ref)",
@@ -1408,6 +1478,7 @@ static void print_results(const char *load_start, double elapsed)
     printf("\nmedians of interleaved rounds; ratio = secretfs / tmpfs (#7: / the floor)\n");
     for (int i = 0; i < 10; i++)
         printf("%2d: %s\n", results[i].id, results[i].detail);
+    print_fleet();
     printf("\nmachine: %s, %ld cores, Linux %s; load average %s at start, %s at end; "
            "%.1f s%s\n", cpu, cores, u.release, load_start, load_end, elapsed,
            opt.quick ? " (--quick: fewer rounds, numbers are rough)" : "");
@@ -1416,7 +1487,7 @@ static void print_results(const char *load_start, double elapsed)
 /* ---- main ---- */
 
 static const char usage_text[] =
-    "usage: secretfs-bench [--secretfs PATH] [--json] [--quick] [--rounds N]\n"
+    "usage: secretfs-bench [--secretfs PATH] [--json] [--quick] [--rounds N] [--no-fleet]\n"
     "\n"
     "Mounts secretfs and a tmpfs holding the same files and runs the workloads of issue 5\n"
     "on both, interleaved; prints medians against the targets.  Needs root and /dev/fuse.\n"
@@ -1426,6 +1497,7 @@ static const char usage_text[] =
     "  --json           print the results as JSON (progress still goes to stderr)\n"
     "  --quick          few rounds: checks that everything runs (numbers are rough)\n"
     "  --rounds N       rounds of workloads 1-5 and 10 (default 21)\n"
+    "  --no-fleet       skip the fleet rows 11-13 (an etcd cluster: " SFS_BENCH_FLEET ")\n"
     "\n"
     "Exit status: 0 every workload was measured (whether or not targets were met),\n"
     "1 a workload could not be measured, 2 usage, 77 no root or no /dev/fuse.\n";
@@ -1435,7 +1507,8 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"secretfs", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
         {"quick", no_argument, NULL, 'q'},          {"rounds", required_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},           {"no-fleet", no_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0}};
     struct sigaction sa;
     struct paths paths;
     char load_start[64];
@@ -1444,6 +1517,7 @@ int main(int argc, char **argv)
 
     opt.secretfs = SFS_BENCH_SECRETFS;
     opt.rounds = 21;
+    opt.fleet = true;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
@@ -1461,6 +1535,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "secretfs-bench: --rounds takes 1-%d\n", MAX_ROUNDS);
                 return 2;
             }
+            break;
+        case 'F':
+            opt.fleet = false;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -1526,10 +1603,14 @@ int main(int argc, char **argv)
     run_reload(&paths);
     run_big(&paths);
     cleanup_all();
+    if (opt.fleet)
+        run_fleet();
 
     print_results(load_start, now_s() - t_start);
     for (int i = 0; i < 10; i++)
         if (results[i].met == V_ERROR)
             status = 1;
+    if (opt.fleet && fleet_rc != 0 && fleet_rc != EXIT_SKIP)
+        status = 1;
     return status;
 }

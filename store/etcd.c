@@ -1,0 +1,1294 @@
+/* store/etcd.c — the etcd backend: a secret set as sealed blobs under one prefix.
+ *
+ * Location: etcd://HOST:PORT[,HOST:PORT...]/PREFIX; an endpoint may say http:// or https://,
+ * one without is https when [etcd] names a CA or client certificate.  Layout and blob
+ * format: store/etcd.h, store/etcd_blob.c, the README.
+ *
+ * Reading: a consistent range of the prefix at one revision, then the commit record says
+ * which generation is current, how many values it has and their digest; the set is that,
+ * exactly, or an error.  Writing: read-edit-write, one compare-and-swap on the commit's
+ * mod_revision, retried.  Watching: a thread mirrors the prefix's ciphertext from a watch
+ * stream (it never holds the key); the caller's load decrypts from the mirror.
+ */
+#include "store/etcd.h"
+#include "store/backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto/secmem.h"
+#include "util/log.h"
+
+#define MAX_TXN_OPS 100
+#define TXN_BYTE_BUDGET (SFS_ETCD_MAX_REQUEST - 16384)
+#define MAX_ATTEMPTS 10
+#define SCRATCH_BYTES (SFS_ETCD_MAX_VALUE + 512)
+
+struct etcd {
+    struct sfs_etcd_cfg cfg;
+    char *prefix;                 /* ends in '/' */
+    char *commit_key;
+    sfs_etcd_conn *conn;          /* the caller's thread */
+    sfs_arena *secure;            /* password and decryption scratch */
+    unsigned char *scratch;
+    const char *cache_path;
+    bool loaded_from_etcd;
+
+    pthread_mutex_t lock;         /* protects the mirror, the two revisions below, `running`
+                                   * and `stop` */
+    pthread_cond_t wake;
+    struct sfs_etcd_kvs mirror;   /* the prefix's ciphertext, in key order */
+    int64_t mirror_rev;           /* the revision the mirror reflects; 0: none yet */
+    int64_t change_rev;           /* the newest complete change the mirror holds */
+    int64_t tried_rev;            /* what the last load read (loaded or refused) */
+
+    /* What .status shows.  Its own lock, never held while decrypting: FUSE handlers render
+     * .status and must not wait for a reload. */
+    pthread_mutex_t slock;
+    int64_t served_rev;
+    bool connected, from_cache;
+    time_t since;
+    char reason[256];
+    char endpoint[128];
+    uint64_t watch_bytes;
+
+    bool running;
+    volatile bool stop;
+    int efd;
+    pthread_t thread;
+    sfs_etcd_conn *wconn;         /* the watch thread's */
+    bool watch_ok;                /* the watch thread's: the current stream was created */
+    char wreason[256];            /* why the last stream ended (slock) */
+};
+
+static struct etcd *E(const sfs_store *s)
+{
+    return s->priv;
+}
+
+/* ---- location and options ---- */
+
+/* One endpoint at *p: [http:// | https://]HOST:PORT, ending at ',' or '/'. */
+static int parse_endpoint(struct etcd *e, const char *loc, const char **p, struct sfs_err *err)
+{
+    size_t n = e->cfg.n_endpoints, len;
+    const char *colon;
+    int tls = -1;
+
+    if (strncmp(*p, "https://", 8) == 0)
+        tls = 1, *p += 8;
+    else if (strncmp(*p, "http://", 7) == 0)
+        tls = 0, *p += 7;
+    len = strcspn(*p, ",/");
+    colon = memchr(*p, ':', len);
+    if (!len || !colon || colon == *p || colon + 1 == *p + len ||
+        strspn(colon + 1, "0123456789") < (size_t)(*p + len - colon - 1))
+        return sfs_err_set(err, -EINVAL, "%s: endpoint '%.*s' is not HOST:PORT; write "
+                           "etcd://HOST:PORT[,HOST:PORT...]/PREFIX", loc, (int)len, *p);
+    if (n == SFS_ETCD_MAX_ENDPOINTS)
+        return sfs_err_set(err, -EINVAL, "%s: more than %d endpoints", loc,
+                           SFS_ETCD_MAX_ENDPOINTS);
+    if (!(e->cfg.endpoints[n] = strndup(*p, len)))
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    e->cfg.tls_at[n] = tls < 0 ? e->cfg.tls : tls == 1;
+    e->cfg.n_endpoints++;
+    *p += len;
+    return 0;
+}
+
+static int parse_location(struct etcd *e, const char *loc, const char *rest,
+                          struct sfs_err *err)
+{
+    const char *p = rest, *slash;
+    size_t plen;
+    int rc = 0;
+
+    if (strchr(rest, '@'))
+        return sfs_err_set(err, -EINVAL, "%s: credentials do not belong in the location; put "
+                           "user and password_file in the [etcd] section", loc);
+    while (rc == 0 && (rc = parse_endpoint(e, loc, &p, err)) == 0 && *p == ',')
+        p++;
+    if (rc < 0)
+        return rc;
+    slash = p;
+    if (*slash != '/' || !slash[1] || strspn(slash, "/") == strlen(slash))
+        return sfs_err_set(err, -EINVAL, "%s: no prefix; write etcd://HOST:PORT/PREFIX, e.g. "
+                           "etcd://127.0.0.1:2379/secretfs/prod/", loc);
+    if (strlen(slash) > 512)
+        return sfs_err_set(err, -EINVAL, "%s: the prefix is over 512 bytes", loc);
+    plen = strlen(slash);
+    e->prefix = malloc(plen + 2);
+    e->commit_key = malloc(plen + 8);
+    if (!e->prefix || !e->commit_key)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    snprintf(e->prefix, plen + 2, "%s%s", slash, slash[plen - 1] == '/' ? "" : "/");
+    snprintf(e->commit_key, plen + 8, "%scommit", e->prefix);
+    return 0;
+}
+
+/* Reads the password file with the key file's checks (no symlink, regular, mode 0600). */
+static int read_password(struct etcd *e, const char *path, struct sfs_err *err)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc = 0;
+    ssize_t n;
+
+    if (fd < 0)
+        return sfs_err_set(err, -errno, "%s: cannot open the etcd password file: %s%s", path,
+                           strerror(errno), errno == ELOOP ? " (a symlink; point "
+                           "password_file at the real file)" : "");
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        rc = sfs_err_set(err, -EINVAL, "%s: not a regular file; point [etcd] password_file at "
+                         "the password file", path);
+        goto out_close;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        rc = sfs_err_set(err, -EPERM, "%s: mode %04o lets group or others at the etcd "
+                         "password; chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+        goto out_close;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        rc = sfs_err_set(err, -EPERM, "%s: owned by uid %u, not by this user or root; chown "
+                         "it", path, (unsigned)st.st_uid);
+        goto out_close;
+    }
+    e->cfg.password = sfs_arena_alloc(e->secure, 1024);
+    n = e->cfg.password ? read(fd, e->cfg.password, 1023) : -1;
+    if (n <= 0 || n == 1023) {
+        rc = sfs_err_set(err, -EINVAL, "%s: %s; the etcd password file holds one line", path,
+                         n == 1023 ? "over 1 KiB" : "empty or unreadable");
+        goto out_close;
+    }
+    while (n > 0 && (e->cfg.password[n - 1] == '\n' || e->cfg.password[n - 1] == '\r'))
+        e->cfg.password[--n] = '\0';
+out_close:
+    close(fd);
+    return rc;
+}
+
+static void etcd_free(struct etcd *e)
+{
+    size_t i;
+
+    for (i = 0; i < e->cfg.n_endpoints; i++)
+        free(e->cfg.endpoints[i]);
+    sfs_etcd_conn_free(e->conn);
+    sfs_etcd_kvs_clear(&e->mirror);
+    sfs_arena_free(e->secure);
+    pthread_mutex_destroy(&e->lock);
+    pthread_mutex_destroy(&e->slock);
+    pthread_cond_destroy(&e->wake);
+    free(e->prefix);
+    free(e->commit_key);
+    free(e);
+}
+
+static int etcd_open(sfs_store *s, const char *rest, struct sfs_err *err)
+{
+    const struct sfs_store_options *o = &s->opts;
+    struct etcd *e = calloc(1, sizeof *e);
+    int rc;
+
+    if (!e)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->slock, NULL);
+    pthread_cond_init(&e->wake, NULL);
+    e->efd = -1;
+    e->cfg.tls = o->ca_file || o->cert_file;
+    e->cfg.ca_file = o->ca_file;
+    e->cfg.cert_file = o->cert_file;
+    e->cfg.key_file = o->key_file;
+    e->cfg.user = o->user;
+    e->cfg.dial_ms = o->dial_timeout_ms ? o->dial_timeout_ms : 5000;
+    e->cfg.request_ms = o->request_timeout_ms ? o->request_timeout_ms : 10000;
+    e->cache_path = o->cache_path;
+    rc = parse_location(e, s->location, rest, err);
+    if (rc == 0 && !((e->secure = sfs_arena_new(SCRATCH_BYTES + 2048)) &&
+                     (e->scratch = sfs_arena_alloc(e->secure, SCRATCH_BYTES))))
+        rc = sfs_err_set(err, -ENOMEM, "out of secure memory");
+    if (rc == 0 && o->user && !o->password_file)
+        rc = sfs_err_set(err, -EINVAL, "%s: [etcd] user is set but password_file is not; "
+                         "name the file holding the password", s->location);
+    if (rc == 0 && o->password_file)
+        rc = read_password(e, o->password_file, err);
+    if (rc == 0 && !(e->conn = sfs_etcd_conn_new(&e->cfg)))
+        rc = sfs_err_set(err, -ENOMEM, "cannot set up libcurl");
+    snprintf(e->endpoint, sizeof e->endpoint, "%s", e->cfg.endpoints[0] ? e->cfg.endpoints[0]
+                                                                        : "");
+    if (rc < 0) {
+        etcd_free(e);
+        return rc;
+    }
+    s->priv = e;
+    return 0;
+}
+
+static void stop_watch(struct etcd *e);
+
+static void etcd_close(sfs_store *s)
+{
+    struct etcd *e = E(s);
+
+    stop_watch(e);
+    etcd_free(e);
+}
+
+/* ---- connection state (for .status) ---- */
+
+/* Records the outcome of talking to etcd.  Returns whether the state flipped.  slock held. */
+static bool note_state(struct etcd *e, bool ok, const char *endpoint, const char *reason)
+{
+    bool flipped = ok != e->connected;
+
+    if (ok) {
+        e->from_cache = false;
+        e->reason[0] = '\0';
+    } else {
+        if (e->connected || !e->since)
+            e->since = time(NULL);
+        snprintf(e->reason, sizeof e->reason, "%s", reason);
+    }
+    e->connected = ok;
+    snprintf(e->endpoint, sizeof e->endpoint, "%s", endpoint);
+    return flipped;
+}
+
+static void note(struct etcd *e, bool ok, const char *endpoint, const char *reason)
+{
+    pthread_mutex_lock(&e->slock);
+    (void)note_state(e, ok, endpoint, reason);
+    pthread_mutex_unlock(&e->slock);
+}
+
+static bool is_network(int rc)
+{
+    return rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -EIO ||
+           rc == -EPIPE;
+}
+
+/* ---- assembling a set from a key-ordered list of blobs ---- */
+
+/* Index of the first entry whose key is >= key (klen bytes). */
+static size_t lower_bound(const struct sfs_etcd_kvs *l, const char *key, size_t klen)
+{
+    size_t lo = 0, hi = l->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2, n = l->v[mid].klen < klen ? l->v[mid].klen : klen;
+        int c = memcmp(l->v[mid].key, key, n);
+        if (c < 0 || (c == 0 && l->v[mid].klen < klen))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static const struct sfs_etcd_kv *find(const struct sfs_etcd_kvs *l, const char *key)
+{
+    size_t klen = strlen(key), i = lower_bound(l, key, klen);
+
+    return i < l->n && l->v[i].klen == klen && memcmp(l->v[i].key, key, klen) == 0 ? &l->v[i]
+                                                                                   : NULL;
+}
+
+/* The value keys of generation `gen`: [*first, *first + *n) of the list. */
+static void gen_range(const struct etcd *e, const struct sfs_etcd_kvs *l, const char *gen,
+                      size_t *first, size_t *n)
+{
+    char p[600];
+    size_t plen = (size_t)snprintf(p, sizeof p, "%sg/%s/", e->prefix, gen), i;
+
+    *first = lower_bound(l, p, plen);
+    for (i = *first; i < l->n && l->v[i].klen >= plen && memcmp(l->v[i].key, p, plen) == 0;)
+        i++;
+    *n = i - *first;
+}
+
+/* Checks count and digest of the generation a commit names against the list. */
+static int check_gen(const struct etcd *e, const struct sfs_etcd_kvs *l,
+                     const struct sfs_etcd_commit *c, size_t *first, struct sfs_err *err)
+{
+    struct sfs_etcd_keyhash *kh;
+    unsigned char digest[SFS_ETCD_DIGEST_BYTES];
+    size_t n, i;
+    int rc;
+
+    gen_range(e, l, c->gen, first, &n);
+    if (n != c->count)
+        return sfs_err_set(err, -EBADMSG, "%s: generation %s holds %zu values but its commit "
+                           "record says %u (deleted, added or stale blobs); refusing the set",
+                           e->commit_key, c->gen, n, c->count);
+    kh = calloc(n ? n : 1, sizeof *kh);
+    if (!kh)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    for (i = 0; i < n; i++) {
+        kh[i].key = l->v[*first + i].key;
+        kh[i].klen = l->v[*first + i].klen;
+        sfs_etcd_blob_hash(l->v[*first + i].val, l->v[*first + i].vlen, kh[i].hash);
+    }
+    rc = sfs_etcd_digest(kh, n, digest);
+    if (rc == 0 && !sfs_equal_ct(digest, c->digest, sizeof digest))
+        rc = sfs_err_set(err, -EBADMSG, "%s: the values of generation %s do not match the "
+                         "commit record's digest (a blob was changed, copied or replayed); "
+                         "refusing the set", e->commit_key, c->gen);
+    else if (rc < 0)
+        sfs_err_set(err, rc, "out of memory");
+    free(kh);
+    return rc;
+}
+
+/* Decodes the set a list holds.  On 0, *out is a new set and *c its commit record; with no
+ * commit record at all, returns -ENOENT (and *c zeroed). */
+static int decode_list(struct etcd *e, const sfs_key *key, const struct sfs_etcd_kvs *l,
+                       sfs_set **out, struct sfs_etcd_commit *c, struct sfs_err *err)
+{
+    const struct sfs_etcd_kv *ckv = find(l, e->commit_key);
+    sfs_etcd_names *names = NULL;
+    sfs_set *set = NULL;
+    size_t first, i;
+    int rc;
+
+    *out = NULL;
+    memset(c, 0, sizeof *c);
+    if (!ckv)
+        return sfs_err_set(err, -ENOENT, "no secret set at %s (no %s); create one with "
+                           "`secretfs update-secrets` or `secretfs copy`", e->prefix,
+                           e->commit_key);
+    rc = sfs_etcd_open_commit(key, ckv->key, ckv->klen, ckv->val, ckv->vlen, c, err);
+    if (rc == 0)
+        rc = check_gen(e, l, c, &first, err);
+    if (rc < 0)
+        return rc;
+    names = sfs_etcd_names_new(key);
+    set = names ? sfs_set_new(0) : NULL;
+    if (!set) {
+        rc = sfs_err_set(err, -ENOMEM, "out of secure memory");
+        goto out;
+    }
+    for (i = 0; i < c->count && rc == 0; i++) {
+        const struct sfs_etcd_kv *kv = &l->v[first + i];
+        rc = sfs_etcd_open_value(key, names, kv->key, kv->klen, kv->val, kv->vlen, e->scratch,
+                                 set, err);
+    }
+    if (rc == 0 && sfs_set_count(set) != c->count)
+        rc = sfs_err_set(err, -EBADMSG, "%s: two values of generation %s carry the same name",
+                         e->commit_key, c->gen);
+out:
+    sfs_etcd_names_free(names);
+    if (rc < 0)
+        sfs_set_free(set);
+    else
+        *out = set;
+    return rc;
+}
+
+/* ---- the mirror ---- */
+
+/* Makes `l` the mirror if it is at least as new (taking its entries), else drops it. */
+static void install_mirror(struct etcd *e, struct sfs_etcd_kvs *l)
+{
+    pthread_mutex_lock(&e->lock);
+    if (l->revision >= e->mirror_rev) {
+        struct sfs_etcd_kvs old = e->mirror;
+        e->mirror = *l;
+        e->mirror_rev = l->revision;
+        *l = old;
+    }
+    pthread_mutex_unlock(&e->lock);
+    sfs_etcd_kvs_clear(l);
+}
+
+/* One decoded watch event. */
+struct event {
+    struct sfs_etcd_kv kv;
+    bool del;
+    size_t seq;
+};
+
+static int decode_event(json_t *ev, struct event *out)
+{
+    json_t *kv = json_object_get(ev, "kv");
+    const char *type = json_string_value(json_object_get(ev, "type"));
+    unsigned char *k;
+
+    memset(out, 0, sizeof *out);
+    out->del = type && strcmp(type, "DELETE") == 0;
+    if (sfs_etcd_unb64(json_object_get(kv, "key"), &k, &out->kv.klen) < 0 || !k)
+        return -EPROTO;
+    out->kv.key = (char *)k;
+    out->kv.mod_rev = sfs_etcd_int(kv, "mod_revision");
+    if (!out->del && sfs_etcd_unb64(json_object_get(kv, "value"), &out->kv.val,
+                                    &out->kv.vlen) < 0) {
+        free(out->kv.key);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* Applies one event by binary search (a few events per response: the common case).  Takes
+ * the event's bytes when it keeps them (zeroing ev->kv); else the caller frees them. */
+static int apply_one(struct sfs_etcd_kvs *m, struct event *ev)
+{
+    size_t i = lower_bound(m, ev->kv.key, ev->kv.klen);
+    bool found = i < m->n && m->v[i].klen == ev->kv.klen &&
+                 memcmp(m->v[i].key, ev->kv.key, ev->kv.klen) == 0;
+
+    if (found) {
+        free(m->v[i].key);
+        free(m->v[i].val);
+        if (ev->del) {
+            memmove(&m->v[i], &m->v[i + 1], (m->n - i - 1) * sizeof m->v[0]);
+            m->n--;
+            return 0;
+        }
+    } else if (ev->del) {
+        return 0;
+    } else {
+        if (m->n == m->cap) {
+            size_t cap = m->cap ? 2 * m->cap : 256;
+            struct sfs_etcd_kv *v = realloc(m->v, cap * sizeof *v);
+            if (!v)
+                return -ENOMEM;
+            m->v = v;
+            m->cap = cap;
+        }
+        memmove(&m->v[i + 1], &m->v[i], (m->n - i) * sizeof m->v[0]);
+        m->n++;
+    }
+    m->v[i] = ev->kv;
+    memset(&ev->kv, 0, sizeof ev->kv);
+    return 0;
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+    const struct event *x = a, *y = b;
+    size_t n = x->kv.klen < y->kv.klen ? x->kv.klen : y->kv.klen;
+    int c = memcmp(x->kv.key, y->kv.key, n);
+
+    if (c == 0)
+        c = (x->kv.klen > y->kv.klen) - (x->kv.klen < y->kv.klen);
+    return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Applies many events at once: the mirror and the events sorted together, the last word on
+ * each key kept (a large import or a generation's deletion arrives as thousands). */
+static int apply_many(struct sfs_etcd_kvs *m, struct event *evs, size_t n)
+{
+    struct event *all = malloc((m->n + n) * sizeof *all);
+    struct sfs_etcd_kv *v;
+    size_t i, k = 0, total = m->n + n;
+
+    if (!all)
+        return -ENOMEM;
+    v = malloc(total * sizeof *v);
+    if (!v) {
+        free(all);
+        return -ENOMEM;
+    }
+    for (i = 0; i < m->n; i++)
+        all[i] = (struct event){ m->v[i], false, 0 };
+    for (i = 0; i < n; i++) {
+        all[m->n + i] = evs[i];
+        all[m->n + i].seq = i + 1;
+        memset(&evs[i].kv, 0, sizeof evs[i].kv);
+    }
+    qsort(all, total, sizeof *all, cmp_event);
+    for (i = 0; i < total; i++) {
+        bool last = i + 1 == total || all[i].kv.klen != all[i + 1].kv.klen ||
+                    memcmp(all[i].kv.key, all[i + 1].kv.key, all[i].kv.klen) != 0;
+        if (last && !all[i].del) {
+            v[k++] = all[i].kv;
+        } else {
+            free(all[i].kv.key);
+            free(all[i].kv.val);
+        }
+    }
+    free(m->v);
+    free(all);
+    m->v = v;
+    m->n = k;
+    m->cap = total;
+    return 0;
+}
+
+/* Applies a watch response's events to the mirror; sets *commit_hit when the commit key is
+ * among them.  Events at or below the mirror's revision are already in it.  Lock held. */
+static int apply_events(struct etcd *e, json_t *events, bool *commit_hit)
+{
+    size_t n = json_array_size(events), i, k = 0, clen = strlen(e->commit_key);
+    struct event *evs = calloc(n ? n : 1, sizeof *evs);
+    int64_t top = e->mirror_rev;
+    int rc = evs ? 0 : -ENOMEM;
+
+    for (i = 0; i < n && rc == 0; i++) {
+        rc = decode_event(json_array_get(events, i), &evs[k]);
+        if (rc < 0 || evs[k].kv.mod_rev <= e->mirror_rev) {
+            free(evs[k].kv.key);
+            free(evs[k].kv.val);
+            continue;
+        }
+        if (evs[k].kv.klen == clen && memcmp(evs[k].kv.key, e->commit_key, clen) == 0)
+            *commit_hit = true;
+        if (evs[k].kv.mod_rev > top)
+            top = evs[k].kv.mod_rev;
+        k++;
+    }
+    if (rc == 0 && k > 16)
+        rc = apply_many(&e->mirror, evs, k);
+    for (i = 0; i < k && rc == 0 && k <= 16; i++)
+        rc = apply_one(&e->mirror, &evs[i]);
+    for (i = 0; i < k; i++) {
+        free(evs[i].kv.key);
+        free(evs[i].kv.val);
+    }
+    free(evs);
+    if (rc == 0)
+        e->mirror_rev = top;
+    return rc;
+}
+
+/* ---- load ---- */
+
+static int load_fresh(struct etcd *e, const sfs_key *key, sfs_set **out, uint64_t *revision,
+                      struct sfs_err *err)
+{
+    struct sfs_etcd_kvs l;
+    struct sfs_etcd_commit c;
+    int rc = sfs_etcd_range_prefix(e->conn, e->prefix, &l, err);
+
+    if (rc < 0 && !is_network(rc))
+        note(e, true, sfs_etcd_conn_endpoint(e->conn), "");
+    else
+        note(e, rc == 0, sfs_etcd_conn_endpoint(e->conn), err ? err->msg : "unreachable");
+    if (rc < 0)
+        return rc;
+    rc = decode_list(e, key, &l, out, &c, err);
+    *revision = (uint64_t)l.revision;
+    pthread_mutex_lock(&e->lock);
+    if (l.revision > e->tried_rev)
+        e->tried_rev = l.revision;
+    pthread_mutex_unlock(&e->lock);
+    install_mirror(e, &l);
+    return rc;
+}
+
+static int load_mirror(struct etcd *e, const sfs_key *key, sfs_set **out, uint64_t *revision,
+                       struct sfs_err *err)
+{
+    struct sfs_etcd_commit c;
+    int rc;
+
+    pthread_mutex_lock(&e->lock);
+    rc = decode_list(e, key, &e->mirror, out, &c, err);
+    *revision = (uint64_t)e->mirror_rev;
+    e->tried_rev = e->mirror_rev;
+    pthread_mutex_unlock(&e->lock);
+    return rc;
+}
+
+/* The local sealed cache (the file store's format, same key). */
+static void write_cache(struct etcd *e, const sfs_key *key, const sfs_set *set)
+{
+    struct sfs_err err;
+
+    if (e->cache_path && sfs_store_write_file(e->cache_path, key, set, &err) < 0)
+        sfs_warn("etcd cache: %s (the daemon keeps serving; it just cannot start from the "
+                 "cache after a reboot)", err.msg);
+}
+
+static int read_cache(struct etcd *e, const sfs_key *key, sfs_set **out, struct sfs_err *err)
+{
+    return e->cache_path ? sfs_store_read_file(e->cache_path, key, out, err) : -ENOENT;
+}
+
+/* Serves the cache when etcd cannot be reached at start.  Returns 0 or `rc`. */
+static int fall_back_to_cache(struct etcd *e, const sfs_key *key, int rc, sfs_set **out,
+                              struct sfs_err *err)
+{
+    struct sfs_err cerr;
+
+    if (read_cache(e, key, out, &cerr) < 0)
+        return rc;
+    sfs_warn("%s; serving the local cache %s until etcd answers", err ? err->msg : "etcd "
+             "unreachable", e->cache_path);
+    pthread_mutex_lock(&e->slock);
+    e->from_cache = true;
+    pthread_mutex_unlock(&e->slock);
+    return 0;
+}
+
+static int etcd_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set **out,
+                     uint64_t *revision, struct sfs_err *err)
+{
+    struct etcd *e = E(s);
+    bool mirror;
+    int rc;
+
+    pthread_mutex_lock(&e->lock);
+    mirror = e->running && e->mirror_rev > 0 && !(flags & SFS_LOAD_FRESH);
+    pthread_mutex_unlock(&e->lock);
+    if (!e->loaded_from_etcd && e->cache_path && !mirror)
+        sfs_etcd_conn_budget(e->conn, e->cfg.dial_ms);
+    rc = mirror ? load_mirror(e, key, out, revision, err)
+                : load_fresh(e, key, out, revision, err);
+    sfs_etcd_conn_budget(e->conn, 0);
+    if (rc == 0) {
+        e->loaded_from_etcd = true;
+        pthread_mutex_lock(&e->slock);
+        e->served_rev = (int64_t)*revision;
+        pthread_mutex_unlock(&e->slock);
+        write_cache(e, key, *out);
+    } else if (is_network(rc) && !e->loaded_from_etcd && e->cache_path) {
+        rc = fall_back_to_cache(e, key, rc, out, err);
+        *revision = 0;
+    }
+    return rc;
+}
+
+/* ---- the watch thread ---- */
+
+enum { W_RESYNC = 1, W_BROKEN = 2 };
+
+static void signal_fd(struct etcd *e)
+{
+    uint64_t one = 1;
+
+    if (write(e->efd, &one, sizeof one) < 0) {
+        /* The counter is already nonzero: the reader will wake anyway. */
+    }
+}
+
+/* Handles one watch response (the watch thread). */
+static int on_watch(json_t *r, bool is_error, void *ctx)
+{
+    struct etcd *e = ctx;
+    const char *why = json_string_value(json_object_get(r, is_error ? "message"
+                                                                    : "cancel_reason"));
+    bool hit = false, flipped;
+    int rc = 0;
+
+    if (!is_error && sfs_etcd_int(r, "compact_revision") > 0)
+        return W_RESYNC;
+    if (is_error || json_is_true(json_object_get(r, "canceled"))) {
+        pthread_mutex_lock(&e->slock);
+        snprintf(e->wreason, sizeof e->wreason, "%s: watch %s: %s",
+                 sfs_etcd_conn_endpoint(e->wconn), is_error ? "failed" : "canceled",
+                 why ? why : "no reason given");
+        pthread_mutex_unlock(&e->slock);
+        return W_BROKEN;
+    }
+    e->watch_ok = true;
+    pthread_mutex_lock(&e->slock);
+    flipped = note_state(e, true, sfs_etcd_conn_endpoint(e->wconn), "");
+    e->watch_bytes = sfs_etcd_conn_received(e->wconn);
+    pthread_mutex_unlock(&e->slock);
+    pthread_mutex_lock(&e->lock);
+    if (json_array_size(json_object_get(r, "events")))
+        rc = apply_events(e, json_object_get(r, "events"), &hit);
+    else if (!json_is_true(json_object_get(r, "created")) &&
+             sfs_etcd_int(json_object_get(r, "header"), "revision") > e->mirror_rev)
+        e->mirror_rev = sfs_etcd_int(json_object_get(r, "header"), "revision");
+    if (hit)
+        e->change_rev = e->mirror_rev;
+    pthread_mutex_unlock(&e->lock);
+    if (hit || flipped)
+        signal_fd(e);   /* a flip alone only wakes the owner to refresh its status */
+    return rc < 0 ? W_BROKEN : 0;
+}
+
+/* A full read into the mirror (start without a mirror, or after compaction). */
+static int resync(struct etcd *e, struct sfs_err *err)
+{
+    struct sfs_etcd_kvs l;
+    int rc = sfs_etcd_range_prefix(e->wconn, e->prefix, &l, err);
+
+    if (rc < 0)
+        return rc;
+    install_mirror(e, &l);
+    pthread_mutex_lock(&e->lock);
+    e->change_rev = e->mirror_rev;
+    pthread_mutex_unlock(&e->lock);
+    signal_fd(e);
+    return 0;
+}
+
+/* Waits `ms` or until close. */
+static void pause_ms(struct etcd *e, unsigned ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&e->lock);
+    if (!e->stop)
+        pthread_cond_timedwait(&e->wake, &e->lock, &ts);
+    pthread_mutex_unlock(&e->lock);
+}
+
+static void broke(struct etcd *e, int rc, const struct sfs_err *err)
+{
+    bool flipped;
+
+    pthread_mutex_lock(&e->slock);
+    flipped = note_state(e, false, sfs_etcd_conn_endpoint(e->wconn),
+                         rc == W_BROKEN ? e->wreason : err->msg);
+    pthread_mutex_unlock(&e->slock);
+    if (flipped)
+        signal_fd(e);
+}
+
+static void *watch_main(void *arg)
+{
+    struct etcd *e = arg;
+    unsigned backoff = 100;
+    bool need_resync;
+    int64_t from;
+
+    pthread_mutex_lock(&e->lock);
+    need_resync = e->mirror_rev == 0;
+    pthread_mutex_unlock(&e->lock);
+    while (!e->stop) {
+        struct sfs_err err = { "" };
+        int rc = need_resync ? resync(e, &err) : 0;
+        if (rc == 0) {
+            need_resync = false;
+            pthread_mutex_lock(&e->lock);
+            from = e->mirror_rev + 1;
+            pthread_mutex_unlock(&e->lock);
+            e->watch_ok = false;
+            rc = sfs_etcd_watch(e->wconn, e->prefix, from, on_watch, e, &e->stop, &err);
+        }
+        if (e->stop)
+            break;
+        if (rc == W_RESYNC) {
+            need_resync = true;
+            continue;
+        }
+        broke(e, rc, &err);
+        if (e->watch_ok)
+            backoff = 100;   /* it had been streaming: retry soon */
+        sfs_etcd_conn_next(e->wconn);
+        pause_ms(e, backoff + (unsigned)(time(NULL) % 50));
+        backoff = backoff < 2000 ? backoff * 2 : 2000;
+    }
+    return NULL;
+}
+
+static int etcd_watch(sfs_store *s, struct sfs_err *err)
+{
+    struct etcd *e = E(s);
+
+    if (e->running)
+        return 0;
+    e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (e->efd < 0)
+        return sfs_err_set(err, -errno, "eventfd: %s", strerror(errno));
+    e->wconn = sfs_etcd_conn_new(&e->cfg);
+    if (!e->wconn || pthread_create(&e->thread, NULL, watch_main, e) != 0) {
+        sfs_etcd_conn_free(e->wconn);
+        e->wconn = NULL;
+        close(e->efd);
+        e->efd = -1;
+        return sfs_err_set(err, -ENOMEM, "cannot start the etcd watch thread");
+    }
+    pthread_mutex_lock(&e->lock);
+    e->running = true;
+    pthread_mutex_unlock(&e->lock);
+    return 0;
+}
+
+static void stop_watch(struct etcd *e)
+{
+    if (!e->wconn)
+        return;
+    pthread_mutex_lock(&e->lock);
+    e->stop = true;
+    pthread_cond_broadcast(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    sfs_etcd_watch_wakeup(e->wconn);
+    pthread_join(e->thread, NULL);
+    sfs_etcd_conn_free(e->wconn);
+    e->wconn = NULL;
+    e->running = false;
+    close(e->efd);
+    e->efd = -1;
+}
+
+static int etcd_watch_fd(const sfs_store *s)
+{
+    return E(s)->efd;
+}
+
+static bool etcd_watch_due(sfs_store *s, int *timeout_ms)
+{
+    struct etcd *e = E(s);
+    uint64_t n;
+    bool due;
+
+    if (e->efd >= 0 && read(e->efd, &n, sizeof n) < 0) {
+        /* EAGAIN: nothing pending. */
+    }
+    pthread_mutex_lock(&e->lock);
+    due = e->change_rev > e->tried_rev;
+    pthread_mutex_unlock(&e->lock);
+    *timeout_ms = due ? 0 : -1;   /* due until a load reads it, even if this answer is lost */
+    return due;
+}
+
+static size_t etcd_status(const sfs_store *s, char *buf, size_t cap)
+{
+    struct etcd *e = E(s);
+    char when[32] = "";
+    struct tm tm;
+    int n;
+
+    pthread_mutex_lock(&e->slock);
+    if (!e->connected && e->since && gmtime_r(&e->since, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (e->connected || !e->since)
+        n = snprintf(buf, cap, "revision=%lld\nconnection=%s\nendpoint=%s\n"
+                     "watch_received_bytes=%llu\n", (long long)e->served_rev,
+                     e->connected ? "connected" : "not yet contacted", e->endpoint,
+                     (unsigned long long)e->watch_bytes);
+    else
+        n = snprintf(buf, cap, "revision=%lld\nconnection=retrying since %s: %s%s\n"
+                     "endpoint=%s\nwatch_received_bytes=%llu\n", (long long)e->served_rev,
+                     when, e->reason, e->from_cache ? "; serving the local cache" : "",
+                     e->endpoint, (unsigned long long)e->watch_bytes);
+    pthread_mutex_unlock(&e->slock);
+    if (n < 0)
+        return 0;
+    return (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+/* ---- update: read, edit, compare-and-swap ---- */
+
+/* One value of the set to be committed: its key, its blob when it must be written (NULL:
+ * already stored, unchanged) and the hash of its stored bytes. */
+struct item {
+    char *key;
+    size_t klen;
+    unsigned char *blob;
+    size_t blen;
+    unsigned char hash[SFS_ETCD_DIGEST_BYTES];
+};
+
+struct plan {
+    char gen[SFS_ETCD_GEN_HEX + 1];
+    struct item *items;
+    size_t n;
+    char **dels;              /* keys of the removed values (small change only) */
+    size_t n_dels;
+    size_t n_puts, put_bytes;
+    unsigned char *commit;    /* the sealed commit record being written */
+    size_t commit_len;
+};
+
+static void plan_clear(struct plan *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n; i++) {
+        free(p->items[i].key);
+        free(p->items[i].blob);
+    }
+    for (i = 0; i < p->n_dels; i++)
+        free(p->dels[i]);
+    free(p->items);
+    free(p->dels);
+    free(p->commit);
+    memset(p, 0, sizeof *p);
+}
+
+static bool same_entry(const sfs_entry *a, const sfs_entry *b)
+{
+    return a->len == b->len && a->created == b->created && a->updated == b->updated &&
+           sfs_equal_ct(a->value, b->value, a->len);
+}
+
+static char *value_key(const struct etcd *e, const sfs_etcd_names *names, const char *gen,
+                       const char *name)
+{
+    char id[SFS_ETCD_ID_HEX + 1], *k;
+
+    sfs_etcd_name_id(names, name, id);
+    return asprintf(&k, "%sg/%s/%s", e->prefix, gen, id) < 0 ? NULL : k;
+}
+
+/* Whether writing `next` over `old` in place fits one txn (ops and bytes). */
+static bool fits_one_txn(const sfs_set *old, const sfs_set *next)
+{
+    size_t i, ops = 1, bytes = 1024;
+
+    for (i = 0; i < sfs_set_count(next); i++) {
+        const sfs_entry *n = sfs_set_at(next, i), *o = sfs_set_get(old, n->name);
+        if (!o || !same_entry(o, n)) {
+            ops++;
+            bytes += (n->len + 600) / 3 * 4 + 300;
+        }
+    }
+    for (i = 0; i < sfs_set_count(old); i++)
+        ops += !sfs_set_get(next, sfs_set_at(old, i)->name);
+    return ops <= MAX_TXN_OPS && bytes <= TXN_BYTE_BUDGET;
+}
+
+/* Fills one item of the plan for entry `n`, reusing the stored blob when `reuse` has it. */
+static int plan_item(struct etcd *e, const sfs_key *key, const sfs_etcd_names *names,
+                     const struct sfs_etcd_kvs *l, const sfs_entry *o, const sfs_entry *n,
+                     struct item *it, struct plan *p, struct sfs_err *err)
+{
+    const struct sfs_etcd_kv *kv;
+    int rc;
+
+    it->key = value_key(e, names, p->gen, n->name);
+    if (!it->key)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    it->klen = strlen(it->key);
+    kv = o && same_entry(o, n) ? find(l, it->key) : NULL;
+    if (kv) {
+        sfs_etcd_blob_hash(kv->val, kv->vlen, it->hash);
+        return 0;
+    }
+    rc = sfs_etcd_seal_value(key, it->key, it->klen, n, e->scratch, &it->blob, &it->blen, err);
+    if (rc < 0)
+        return rc;
+    sfs_etcd_blob_hash(it->blob, it->blen, it->hash);
+    p->n_puts++;
+    p->put_bytes += sfs_base64_len(it->blen) + sfs_base64_len(it->klen) + 64;
+    return 0;
+}
+
+/* Plans the write of `next`.  In place (`old` given: the same generation, unchanged blobs
+ * kept, removed ones deleted) or into the fresh generation already in p->gen. */
+static int make_plan(struct etcd *e, const sfs_key *key, const struct sfs_etcd_kvs *l,
+                     const sfs_set *old, const sfs_set *next, struct plan *p,
+                     struct sfs_err *err)
+{
+    sfs_etcd_names *names = sfs_etcd_names_new(key);
+    size_t i, n = sfs_set_count(next), no = old ? sfs_set_count(old) : 0;
+    int rc = 0;
+
+    p->items = calloc(n ? n : 1, sizeof *p->items);
+    p->dels = calloc(no ? no : 1, sizeof *p->dels);
+    if (!names || !p->items || !p->dels) {
+        rc = sfs_err_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < n && rc == 0; i++, p->n++) {
+        const sfs_entry *ne = sfs_set_at(next, i);
+        rc = plan_item(e, key, names, l, old ? sfs_set_get(old, ne->name) : NULL, ne,
+                       &p->items[i], p, err);
+    }
+    for (i = 0; i < no && rc == 0; i++) {
+        const char *name = sfs_set_at(old, i)->name;
+        if (sfs_set_get(next, name))
+            continue;
+        if (!(p->dels[p->n_dels] = value_key(e, names, p->gen, name)))
+            rc = sfs_err_set(err, -ENOMEM, "out of memory");
+        else
+            p->n_dels++;
+    }
+out:
+    sfs_etcd_names_free(names);
+    return rc;
+}
+
+/* The commit record's put op for the plan. */
+static json_t *commit_op(struct etcd *e, const sfs_key *key, struct plan *p,
+                         uint64_t version, struct sfs_err *err)
+{
+    struct sfs_etcd_keyhash *kh = calloc(p->n ? p->n : 1, sizeof *kh);
+    struct sfs_etcd_commit c = { .set_version = version, .count = (uint32_t)p->n };
+    unsigned char *blob = NULL;
+    size_t i, blen;
+    json_t *op = NULL;
+
+    if (!kh) {
+        sfs_err_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(c.gen, p->gen, sizeof c.gen);
+    for (i = 0; i < p->n; i++) {
+        kh[i].key = p->items[i].key;
+        kh[i].klen = p->items[i].klen;
+        memcpy(kh[i].hash, p->items[i].hash, sizeof kh[i].hash);
+    }
+    if (sfs_etcd_digest(kh, p->n, c.digest) == 0 &&
+        sfs_etcd_seal_commit(key, e->commit_key, strlen(e->commit_key), &c, &blob, &blen,
+                             err) == 0)
+        op = sfs_etcd_put_op(e->commit_key, strlen(e->commit_key), blob, blen);
+    if (!op)
+        sfs_err_set(err, -ENOMEM, "out of memory sealing the commit record");
+    p->commit = blob;
+    p->commit_len = blen;
+    free(kh);
+    return op;
+}
+
+/* {"compare":[the commit is as we read it], "success":[]} */
+static json_t *guarded_txn(struct etcd *e, int64_t commit_mod_rev)
+{
+    char rev[24];
+    json_t *cmp;
+
+    snprintf(rev, sizeof rev, "%lld", (long long)commit_mod_rev);
+    cmp = json_pack("{s:o,s:s,s:s,s:s}", "key",
+                    sfs_etcd_b64(e->commit_key, strlen(e->commit_key)), "target",
+                    commit_mod_rev ? "MOD" : "CREATE", "result", "EQUAL",
+                    commit_mod_rev ? "mod_revision" : "create_revision", rev);
+    return cmp ? json_pack("{s:[o],s:[]}", "compare", cmp, "success") : NULL;
+}
+
+/* Appends the puts of items [from, to) to `ops`. */
+static int add_puts(json_t *ops, const struct plan *p, size_t from, size_t to)
+{
+    size_t i;
+
+    for (i = from; i < to; i++)
+        if (p->items[i].blob &&
+            json_array_append_new(ops, sfs_etcd_put_op(p->items[i].key, p->items[i].klen,
+                                                       p->items[i].blob, p->items[i].blen)) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+/* Sends `txn`; maps "compare lost" to -EAGAIN. */
+static int send_txn(struct etcd *e, json_t *txn, struct sfs_err *err)
+{
+    bool ok = false;
+    int rc = txn ? sfs_etcd_txn(e->conn, txn, &ok, NULL, err)
+                 : sfs_err_set(err, -ENOMEM, "out of memory building an etcd txn");
+
+    if (rc == -EACCES)
+        sfs_err_prefix(err, "cannot write %s", e->prefix);
+    return rc < 0 ? rc : ok ? 0 : -EAGAIN;
+}
+
+/* Writes the blobs of a fresh generation in batches that fit etcd's limits. */
+static int stage_gen(struct etcd *e, const struct plan *p, struct sfs_err *err)
+{
+    size_t i = 0;
+    int rc = 0;
+
+    while (i < p->n && rc == 0) {
+        json_t *txn = json_pack("{s:[]}", "success");
+        size_t j = i, bytes = 1024;
+        while (j < p->n && j - i < MAX_TXN_OPS &&
+               (j == i || bytes + sfs_base64_len(p->items[j].blen) + 400 <= TXN_BYTE_BUDGET))
+            bytes += sfs_base64_len(p->items[j++].blen) + 400;
+        rc = txn ? add_puts(json_object_get(txn, "success"), p, i, j) : -ENOMEM;
+        rc = rc < 0 ? sfs_err_set(err, rc, "out of memory") : send_txn(e, txn, err);
+        rc = rc == -EAGAIN ? 0 : rc;
+        json_decref(txn);
+        i = j;
+    }
+    return rc;
+}
+
+static void delete_gen(struct etcd *e, const char *gen)
+{
+    char p[600];
+    struct sfs_err err;
+    json_t *txn;
+
+    snprintf(p, sizeof p, "%sg/%s/", e->prefix, gen);
+    txn = json_pack("{s:[o]}", "success", sfs_etcd_delete_prefix_op(p));
+    if (send_txn(e, txn, &err) < 0)
+        sfs_warn("etcd: leaving the unreferenced generation %s behind: %s", p, err.msg);
+    json_decref(txn);
+}
+
+static void new_gen(char out[SFS_ETCD_GEN_HEX + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char r[SFS_ETCD_GEN_HEX / 2];
+    size_t i;
+
+    sfs_random_bytes(r, sizeof r);
+    for (i = 0; i < sizeof r; i++) {
+        out[2 * i] = digits[r[i] >> 4];
+        out[2 * i + 1] = digits[r[i] & 15];
+    }
+    out[SFS_ETCD_GEN_HEX] = '\0';
+}
+
+/* Whether the commit record stored now is `p`'s (its nonce makes it unique): 1, 0, or
+ * -errno when etcd cannot tell. */
+static int commit_landed(struct etcd *e, const struct plan *p, struct sfs_err *err)
+{
+    json_t *req = json_pack("{s:o}", "key", sfs_etcd_b64(e->commit_key,
+                                                         strlen(e->commit_key)));
+    json_t *resp = NULL, *kv;
+    unsigned char *val = NULL;
+    size_t vlen = 0;
+    int rc = req ? sfs_etcd_call(e->conn, "/v3/kv/range", req, &resp, err) : -ENOMEM;
+
+    kv = json_array_get(json_object_get(resp, "kvs"), 0);
+    if (rc == 0 && kv && sfs_etcd_unb64(json_object_get(kv, "value"), &val, &vlen) == 0)
+        rc = vlen == p->commit_len && memcmp(val, p->commit, vlen) == 0;
+    free(val);
+    json_decref(resp);
+    json_decref(req);
+    return rc;
+}
+
+/* Sends the commit txn.  When its answer is lost (a member died with it in flight), asks
+ * etcd whether it landed, so a retry neither loses nor repeats it. */
+static int send_commit(struct etcd *e, json_t *txn, const struct plan *p,
+                       struct sfs_err *err)
+{
+    struct sfs_err again;
+    int rc = send_txn(e, txn, err), landed;
+
+    if (rc == 0 || rc == -EAGAIN || !is_network(rc))
+        return rc;
+    landed = commit_landed(e, p, &again);
+    if (landed < 0)
+        sfs_err_prefix(err, "the outcome of this write is unknown (check with `secretfs "
+                       "list`)");
+    return landed < 0 ? rc : landed ? 0 : -EAGAIN;
+}
+
+/* What the write starts from. */
+struct current {
+    struct sfs_etcd_kvs l;
+    sfs_set *set;
+    struct sfs_etcd_commit c;
+    bool exists;
+    int64_t commit_mod;
+};
+
+/* Commits `next` over `cur`: one txn in place, or a staged fresh generation.  Returns 0,
+ * -EAGAIN (another writer won: retry), or -errno. */
+static int commit_set(struct etcd *e, const sfs_key *key, struct current *cur,
+                      const sfs_set *next, struct sfs_err *err)
+{
+    bool in_place = cur->exists && fits_one_txn(cur->set, next);
+    struct plan p = { 0 };
+    json_t *txn = guarded_txn(e, cur->commit_mod), *op;
+    bool sent = false;
+    size_t i;
+    int rc;
+
+    if (in_place)
+        memcpy(p.gen, cur->c.gen, sizeof p.gen);
+    else
+        new_gen(p.gen);
+    rc = txn ? make_plan(e, key, &cur->l, in_place ? cur->set : NULL, next, &p, err)
+             : sfs_err_set(err, -ENOMEM, "out of memory");
+    if (rc == 0 && in_place && p.n_puts == 0 && p.n_dels == 0) {
+        rc = SFS_STORE_UNCHANGED;
+        goto out;
+    }
+    if (rc == 0 && !in_place)
+        rc = stage_gen(e, &p, err);
+    if (rc == 0 && in_place)
+        rc = add_puts(json_object_get(txn, "success"), &p, 0, p.n);
+    for (i = 0; rc == 0 && i < p.n_dels; i++)
+        rc = json_array_append_new(json_object_get(txn, "success"),
+                                   json_pack("{s:{s:o}}", "request_delete_range", "key",
+                                             sfs_etcd_b64(p.dels[i], strlen(p.dels[i]))));
+    op = rc == 0 ? commit_op(e, key, &p, cur->c.set_version + 1, err) : NULL;
+    if (rc == 0)
+        rc = op ? json_array_append_new(json_object_get(txn, "success"), op) : -ENOMEM;
+    sent = rc == 0;
+    if (rc == 0)
+        rc = send_commit(e, txn, &p, err);
+    /* After a commit txn with no answer the outcome is unknown: leave the staged blobs. */
+    if (!in_place && rc == 0 && cur->exists)
+        delete_gen(e, cur->c.gen);
+    else if (!in_place && (rc == -EAGAIN || (rc < 0 && !sent)))
+        delete_gen(e, p.gen);
+out:
+    json_decref(txn);
+    plan_clear(&p);
+    return rc;
+}
+
+static void current_clear(struct current *cur)
+{
+    sfs_etcd_kvs_clear(&cur->l);
+    sfs_set_free(cur->set);
+    memset(cur, 0, sizeof *cur);
+}
+
+static int read_current(struct etcd *e, const sfs_key *key, struct current *cur,
+                        struct sfs_err *err)
+{
+    const struct sfs_etcd_kv *ckv;
+    int rc = sfs_etcd_range_prefix(e->conn, e->prefix, &cur->l, err);
+
+    note(e, rc == 0 || !is_network(rc), sfs_etcd_conn_endpoint(e->conn),
+         err ? err->msg : "unreachable");
+    if (rc < 0)
+        return rc;
+    rc = decode_list(e, key, &cur->l, &cur->set, &cur->c, err);
+    cur->exists = rc == 0;
+    if (rc == -ENOENT && !find(&cur->l, e->commit_key)) {
+        cur->set = sfs_set_new(0);
+        rc = cur->set ? 0 : sfs_err_set(err, -ENOMEM, "out of secure memory");
+    }
+    ckv = find(&cur->l, e->commit_key);
+    cur->commit_mod = ckv ? ckv->mod_rev : 0;
+    return rc;
+}
+
+static int etcd_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit, void *ctx,
+                       struct sfs_err *err)
+{
+    struct etcd *e = E(s);
+    struct current cur = { 0 };
+    int rc = -EAGAIN, attempt;
+
+    for (attempt = 0; attempt < MAX_ATTEMPTS && rc == -EAGAIN; attempt++) {
+        sfs_set *next = NULL;
+        if (attempt) {
+            unsigned char r;
+            sfs_random_bytes(&r, 1);
+            pause_ms(e, 20u * (unsigned)attempt + r % 50u);
+        }
+        rc = read_current(e, key, &cur, err);
+        if (rc == 0 && !(next = sfs_set_clone(cur.set)))
+            rc = sfs_err_set(err, -ENOMEM, "out of secure memory");
+        if (rc == 0)
+            rc = edit(next, ctx, err);
+        if (rc == 0)
+            rc = commit_set(e, key, &cur, next, err);
+        sfs_set_free(next);
+        current_clear(&cur);
+    }
+    if (rc == -EAGAIN)
+        rc = sfs_err_set(err, -EBUSY, "%s: other writers changed the set %d times while this "
+                         "update ran; try again", s->location, MAX_ATTEMPTS);
+    return rc;
+}
+
+
+const struct sfs_store_backend sfs_etcd_backend = {
+    .kind = "etcd",
+    .scheme = "etcd://",
+    .open = etcd_open,
+    .close = etcd_close,
+    .load = etcd_load,
+    .update = etcd_update,
+    .watch = etcd_watch,
+    .watch_fd = etcd_watch_fd,
+    .watch_due = etcd_watch_due,
+    .status = etcd_status,
+};
