@@ -11,8 +11,10 @@
  */
 #include "docker/plugin.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -209,10 +211,12 @@ static void unescape_mountinfo(char *s)
     *o = '\0';
 }
 
-/* Whether something is mounted at `path`; then the topmost mount's type in fstype. */
-static bool mounted_at(const char *path, char *fstype, size_t size)
+/* Whether something is mounted at `path` in the mount table `mountinfo`; then the topmost
+ * mount's type in fstype and its device ("major:minor") in dev (either may be NULL). */
+static bool mounted_in(const char *mountinfo, const char *path, char *fstype, size_t size,
+                       char *dev, size_t dev_size)
 {
-    FILE *f = fopen("/proc/self/mountinfo", "re");
+    FILE *f = fopen(mountinfo, "re");
     char *line = NULL;
     size_t cap = 0;
     bool found = false;
@@ -220,29 +224,69 @@ static bool mounted_at(const char *path, char *fstype, size_t size)
     if (!f)
         return false;
     while (getline(&line, &cap, f) > 0) {
-        char *save = NULL, *field, *mnt = NULL, *type = NULL;
+        char *save = NULL, *field, *mnt = NULL, *type = NULL, *devno = NULL;
         int i;
 
         for (i = 0, field = strtok_r(line, " \n", &save); field;
              i++, field = strtok_r(NULL, " \n", &save)) {
-            if (i == 4)
+            if (i == 2)
+                devno = field;
+            else if (i == 4)
                 mnt = field;
             else if (mnt && strcmp(field, "-") == 0) {
                 type = strtok_r(NULL, " \n", &save);
                 break;
             }
         }
-        if (!mnt || !type)
+        if (!mnt || !type || !devno)
             continue;
         unescape_mountinfo(mnt);
         if (strcmp(mnt, path) == 0) {
             found = true;
-            snprintf(fstype, size, "%s", type);
+            if (fstype)
+                snprintf(fstype, size, "%s", type);
+            if (dev)
+                snprintf(dev, dev_size, "%s", devno);
         }
     }
     free(line);
     fclose(f);
     return found;
+}
+
+static bool mounted_at(const char *path, char *fstype, size_t size)
+{
+    return mounted_in("/proc/self/mountinfo", path, fstype, size, NULL, 0);
+}
+
+/* Whether the mount table `mountinfo` holds device `dev` anywhere but at `except`. */
+static bool table_holds(const char *mountinfo, const char *dev, const char *except)
+{
+    FILE *f = fopen(mountinfo, "re");
+    char *line = NULL;
+    size_t cap = 0, dev_len = strlen(dev);
+    bool held = false;
+
+    if (!f)
+        return false;
+    while (!held && getline(&line, &cap, f) > 0) {
+        char *p = line, *mnt;
+        size_t i;
+
+        for (i = 0; i < 2 && p; i++) /* mount ID, parent ID */
+            p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL;
+        if (!p || strncmp(p, dev, dev_len) != 0 || p[dev_len] != ' ')
+            continue;
+        mnt = strchr(p + dev_len + 1, ' '); /* past the root field */
+        if (!mnt)
+            continue;
+        *strchrnul(++mnt, ' ') = '\0';
+        unescape_mountinfo(mnt);
+        held = !except || strcmp(mnt, except) != 0;
+    }
+    free(line);
+    fclose(f);
+    return held;
 }
 
 /* ---- children: `secretfs mount`, `secretfs reload`, fusermount3 ---- */
@@ -262,31 +306,19 @@ static void last_line(char *out, char *dst, size_t size)
     snprintf(dst, size, "%s", *start ? start : "(no message)");
 }
 
-/* Runs `path` (searched in PATH when it has no '/') with argv: stdin /dev/null, stdout and
- * stderr captured, no other descriptors, default signal dispositions, an empty mask.
- * Waits at most `timeout` seconds (then SIGKILL).  Returns the exit status (0-255), -ETIMEDOUT, -EINTR when it was
- * killed by a signal, or another -errno; `msg` gets the last line of its output. */
-static int run_child(const char *path, char *const argv[], double timeout, char *msg,
-                     size_t size)
+/* Starts `path` (searched in PATH when it has no '/') with argv: stdin /dev/null, stdout
+ * and stderr to mfd, no other descriptors, default signal dispositions, an empty mask. */
+static int spawn_child(const char *path, char *const argv[], int mfd, pid_t *pid, char *msg,
+                       size_t size)
 {
     static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1,
                                 SIGUSR2, SIGALRM};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, defaults;
-    char out[CHILD_OUTPUT_MAX];
-    double deadline;
-    ssize_t n;
-    pid_t pid;
     size_t i;
-    int mfd, status = 0, rc;
+    int rc;
 
-    msg[0] = '\0';
-    mfd = memfd_create("secretfs-child", MFD_CLOEXEC);
-    if (mfd < 0) {
-        snprintf(msg, size, "memfd_create: %s", strerror(errno));
-        return -errno;
-    }
     sigemptyset(&none);
     sigemptyset(&defaults);
     for (i = 0; i < sizeof reset / sizeof reset[0]; i++)
@@ -300,41 +332,97 @@ static int run_child(const char *path, char *const argv[], double timeout, char 
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    rc = posix_spawnp(&pid, path, &fa, &attr, argv, environ);
+    rc = posix_spawnp(pid, path, &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
+    if (rc != 0)
         snprintf(msg, size, "cannot run %s: %s", path, strerror(rc));
-        rc = -rc;
-        goto out_close;
-    }
-    deadline = now_s() + timeout;
+    return -rc;
+}
+
+/* Waits at most `timeout` seconds for the child (then SIGKILL). */
+static int wait_child(pid_t pid, double timeout, char *const argv[], int *status, char *msg,
+                      size_t size)
+{
+    double deadline = now_s() + timeout;
+
     for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
+        pid_t r = waitpid(pid, status, WNOHANG);
         if (r == pid)
-            break;
+            return 0;
         if (r < 0 && errno != EINTR) {
-            rc = -errno;
             snprintf(msg, size, "waitpid: %s", strerror(errno));
-            goto out_close;
+            return -errno;
         }
         if (now_s() > deadline) {
             kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
+            waitpid(pid, status, 0);
             snprintf(msg, size, "%s %s did not finish within %.0f s", argv[0], argv[1],
                      timeout);
-            rc = -ETIMEDOUT;
-            goto out_close;
+            return -ETIMEDOUT;
         }
         nap_ms(5);
     }
+}
+
+/* The whole of what the child wrote to mfd, malloc'd and NUL-terminated, or NULL. */
+static char *child_output(int mfd)
+{
+    off_t end = lseek(mfd, 0, SEEK_END);
+    char *buf = end >= 0 ? malloc((size_t)end + 1) : NULL;
+    ssize_t n = buf ? pread(mfd, buf, (size_t)end, 0) : -1;
+
+    if (n < 0 || n != end) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Runs a child (see spawn_child) for at most `timeout` seconds.  Returns the exit status
+ * (0-255), -ETIMEDOUT, -EINTR when it was killed by a signal, or another -errno; `msg`
+ * gets the last line of its output, and *output (when not NULL) all of it, malloc'd
+ * (NULL on failure). */
+static int run_child_output(const char *path, char *const argv[], double timeout,
+                            char **output, char *msg, size_t size)
+{
+    char out[CHILD_OUTPUT_MAX];
+    ssize_t n;
+    pid_t pid;
+    int mfd, status = 0, rc;
+
+    msg[0] = '\0';
+    if (output)
+        *output = NULL;
+    mfd = memfd_create("secretfs-child", MFD_CLOEXEC);
+    if (mfd < 0) {
+        snprintf(msg, size, "memfd_create: %s", strerror(errno));
+        return -errno;
+    }
+    rc = spawn_child(path, argv, mfd, &pid, msg, size);
+    if (rc < 0)
+        goto out_close;
+    rc = wait_child(pid, timeout, argv, &status, msg, size);
+    if (rc < 0)
+        goto out_close;
     n = pread(mfd, out, sizeof out - 1, 0);
     out[n > 0 ? n : 0] = '\0';
     last_line(out, msg, size);
     rc = WIFEXITED(status) ? WEXITSTATUS(status) : -EINTR;
+    if (output && rc == 0 && !(*output = child_output(mfd))) {
+        snprintf(msg, size, "out of memory");
+        rc = -ENOMEM;
+    }
 out_close:
     close(mfd);
     return rc;
+}
+
+static int run_child(const char *path, char *const argv[], double timeout, char *msg,
+                     size_t size)
+{
+    return run_child_output(path, argv, timeout, NULL, msg, size);
 }
 
 /* argv for `secretfs CMD` with the plugin's --config/--store/--key-file first. */
@@ -523,6 +611,92 @@ out_close:
     return rc;
 }
 
+/* The store's names, from `secretfs list --json` (names and sizes, never values). */
+static int op_store_names(void *ctx, char **names, struct sfs_err *err)
+{
+    struct plugin *p = ctx;
+    char *argv[12], msg[SFS_ERR_MAX], *out = NULL, *list = NULL;
+    size_t n = base_argv(p, "list", argv), len = 0, i;
+    json_error_t jerr;
+    json_t *arr = NULL;
+    int rc;
+
+    argv[n++] = "--json";
+    argv[n] = NULL;
+    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, &out, msg, sizeof msg);
+    if (rc != 0) {
+        rc = sfs_err_set(err, rc < 0 ? rc : -EIO, "cannot list the store: %s", msg);
+        goto out;
+    }
+    arr = json_loads(out, 0, &jerr);
+    list = calloc(1, json_is_array(arr) ? strlen(out) + 1 : 1);
+    if (!json_is_array(arr) || !list) {
+        rc = sfs_err_set(err, list ? -EIO : -ENOMEM, "cannot list the store: %s",
+                         list ? "secretfs list --json printed no list" : "out of memory");
+        goto out;
+    }
+    for (i = 0; i < json_array_size(arr); i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
+        if (name)
+            len += (size_t)sprintf(list + len, "%s\n", name); /* fits: they came from out */
+    }
+    *names = list;
+    list = NULL;
+out:
+    json_decref(arr);
+    free(list);
+    free(out);
+    return rc;
+}
+
+#define MAX_SEEN_NS 1024
+
+/* A container holds the volume when its mount's device appears in some mount table other
+ * than at the volume's own mountpoint (containers live in mount namespaces of their own,
+ * seen through /proc).  As PID 1 (a managed plugin in a pid namespace of its own) the
+ * plugin cannot see containers, and assumes the mount is held. */
+static bool op_held(void *ctx, const struct sfs_docker_volume *v)
+{
+    char dev[32], path[64];
+    ino_t seen[MAX_SEEN_NS];
+    size_t n_seen = 0, i;
+    struct stat self, ns;
+    struct dirent *de;
+    bool held = false;
+    DIR *d;
+
+    (void)ctx;
+    if (getpid() == 1)
+        return true;
+    if (!mounted_in("/proc/self/mountinfo", v->mountpoint, NULL, 0, dev, sizeof dev))
+        return false;
+    if (table_holds("/proc/self/mountinfo", dev, v->mountpoint))
+        return true;
+    d = opendir("/proc");
+    if (!d || stat("/proc/self/ns/mnt", &self) < 0) {
+        if (d)
+            closedir(d);
+        return true;
+    }
+    while (!held && (de = readdir(d))) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%.20s/ns/mnt", de->d_name);
+        if (stat(path, &ns) < 0 || ns.st_ino == self.st_ino)
+            continue;
+        for (i = 0; i < n_seen && seen[i] != ns.st_ino; i++)
+            ;
+        if (i < n_seen)
+            continue;
+        if (n_seen < MAX_SEEN_NS)
+            seen[n_seen++] = ns.st_ino;
+        snprintf(path, sizeof path, "/proc/%.20s/mountinfo", de->d_name);
+        held = table_holds(path, dev, v->mountpoint);
+    }
+    closedir(d);
+    return held;
+}
+
 static void op_removed(void *ctx, const struct sfs_docker_volume *v)
 {
     (void)ctx;
@@ -650,6 +824,7 @@ int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err
     struct sfs_docker_ops ops = {
         .ctx = &p, .mount = op_mount, .unmount = op_unmount, .reload = op_reload,
         .probe = op_probe, .save = op_save, .removed = op_removed,
+        .store_names = op_store_names, .held = op_held,
     };
     struct sfs_http *http = NULL;
     sigset_t sigs;

@@ -14,7 +14,8 @@
 #include "fs/notify.h"
 #include "util/log.h"
 
-/* 10 numeric lines, last_reload (SFS_ERR_MAX + 16) and notify= (256): well under this */
+/* 10 numeric lines, last_reload (SFS_ERR_MAX + 16), missing= (512) and notify= (256):
+ * well under this */
 #define STATUS_MAX 2048
 
 static struct daemon *daemon_of(fuse_req_t req)
@@ -54,11 +55,13 @@ size_t sfs_status_render(const struct reload_status *st, const struct sfs_mount_
                      "reloads=%" PRIu64 "\n"
                      "reloads_started=%" PRIu64 "\n"
                      "last_reload=%s\n"
+                     "%s%s%s"
                      "%s%s%s",
                      st->generation, st->loaded_at, st->secrets, st->platform,
                      (long)getpid(), o->cache == SFS_CACHE_NONE ? "none" : "kernel",
-                     st->reloads, st->started, st->last_reload, notify ? "notify=" : "",
-                     notify ? notify : "", notify ? "\n" : "");
+                     st->reloads, st->started, st->last_reload,
+                     st->missing[0] ? "missing=" : "", st->missing, st->missing[0] ? "\n" : "",
+                     notify ? "notify=" : "", notify ? notify : "", notify ? "\n" : "");
     if (n < 0)
         return 0;
     return (size_t)n < cap ? (size_t)n : cap - 1; /* cut, never past the buffer */

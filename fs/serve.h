@@ -24,6 +24,7 @@ struct reload_status {
     uint64_t started;      /* reload attempts begun: `secretfs reload` waits for the first
                             * one that began after it wrote the store to finish */
     char last_reload[SFS_ERR_MAX + 16]; /* "ok" or "error: ..." (never a value) */
+    char missing[512];     /* --only names the served generation lacks, comma separated */
 };
 
 struct daemon {
