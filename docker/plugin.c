@@ -100,6 +100,23 @@ out:
     return rc;
 }
 
+/* The directory of a socket: on a fresh boot /run/docker/plugins exists only once dockerd
+ * has run, and the plugin may start first.  Created 0700 (only root, dockerd, connects). */
+static int make_dirs_of(const char *path, struct sfs_err *err)
+{
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+    int rc = 0;
+
+    if (!dir)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    if (slash && slash != dir) {
+        *slash = '\0';
+        rc = make_dirs(dir, 0700, err);
+    }
+    free(dir);
+    return rc;
+}
+
 /* A directory of ours: created 0700 if missing.  An existing one keeps its mode (it may be
  * shared, like /tmp), but one that others may write to is refused when `strict` (files are
  * created and renamed in it) and reported otherwise. */
@@ -860,11 +877,14 @@ int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err
                  sfs_docker_api_volumes(p.api) == 1 ? "" : "s", sfs_docker_api_mounted(p.api),
                  failed ? " (see the warnings above)" : "");
     }
-    rc = sfs_http_start(o->socket_path, 0600, handle, &p, &http, err);
+    rc = o->listen_fd >= 0 ? 0 : make_dirs_of(o->socket_path, err);
     if (rc < 0)
         goto out;
-    sfs_info("serving the Docker volume plugin API on %s (volumes in %s)", o->socket_path,
-             p.volumes_dir);
+    rc = sfs_http_start(o->socket_path, o->listen_fd, 0600, handle, &p, &http, err);
+    if (rc < 0)
+        goto out;
+    sfs_info("serving the Docker volume plugin API on %s%s (volumes in %s)", o->socket_path,
+             o->listen_fd >= 0 ? " (socket from systemd)" : "", p.volumes_dir);
     for (;;) {
         struct timespec tick = {1, 0};
         siginfo_t info;

@@ -141,6 +141,7 @@ bool sfs_docker_volume_name_valid(const char *name);
 
 struct sfs_docker_plugin_opts {
     const char *socket_path;  /* the unix socket Docker connects to */
+    int listen_fd;            /* a listening socket from systemd (socket activation), or -1 */
     const char *state_dir;    /* volumes.json and the lock; created 0700 */
     const char *volumes_dir;  /* mountpoints; created 0700 */
     const char *exe;          /* the secretfs binary for mount/reload children */

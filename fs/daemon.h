@@ -60,4 +60,10 @@ struct sfs_mount_opts {
  * missing or already mounted, store or key errors) are reported this way, never only logged. */
 int sfs_daemon_run(const struct sfs_mount_opts *opts, bool *is_daemon, struct sfs_err *err);
 
+/* Socket activation: the one listening unix stream socket systemd passed this process
+ * (LISTEN_FDS/LISTEN_PID, read with libsystemd's sd_listen_fds, then unset so children do
+ * not inherit them).  Returns 0 with *fd the descriptor (the caller owns it) or -1 when
+ * none was passed, or -errno with err set when what was passed is not one such socket. */
+int sfs_systemd_listen_fd(int *fd, struct sfs_err *err);
+
 #endif

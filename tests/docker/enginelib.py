@@ -232,8 +232,8 @@ class Dockerd:
     def start_container(self, name, args, cmd=("sleep", "600")):
         """A detached container that keeps running; removed at cleanup."""
         self.containers.append(name)
-        self.docker(["run", "-d", "--network", "none", "--name", name] + list(args) + [IMAGE] +
-                    list(cmd))
+        self.docker(["run", "-d", "--network", "none", "--stop-timeout", "1", "--name", name] +
+                    list(args) + [IMAGE] + list(cmd))
         return name
 
     def exec(self, name, cmd, user=None, check_rc=True):
@@ -293,6 +293,9 @@ def run_module(tests, live_restore=False):
     """Runs the tests of one module against one shared dockerd: each test is called with
     (dockerd, plugin) and gets a fresh plugin sandbox; the dockerd is stopped at the end."""
     need_engine()
+    only = os.environ.get("SFS_ENGINE_ONLY")  # run one test: SFS_ENGINE_ONLY=test_name
+    if only:
+        tests = [t for t in tests if t.__name__ == only]
     t0 = time.monotonic()
     failed = []
     with Dockerd(live_restore=live_restore) as dk:
@@ -305,12 +308,18 @@ def run_module(tests, live_restore=False):
                 with EnginePlugin() as sb:
                     try:
                         t(dk, sb)
+                    except Exception:
+                        print("--- plugin log (end) ---\n%s\n--- dockerd log (end) ---\n%s" % (
+                            sb.log_text()[-1500:] if os.path.exists(sb.log) else "",
+                            dk.log_text()[-1500:]))
+                        raise
                     finally:
                         for c in list(dk.containers):
                             dk.docker(["rm", "-f", c], check_rc=False, timeout=60)
                             dk.containers.remove(c)
-                        if dk.proc:
-                            drop_driver_volumes(dk, sb)
+                        if dk.proc and sb.proc and sb.proc.poll() is None:
+                            drop_driver_volumes(dk, sb)  # (with the plugin down, dockerd
+                            # would wait 15-30 s for it)
                 print("ok   %s (%.1f s)" % (t.__name__, time.monotonic() - t1))
             except TestFailure as e:
                 print("FAIL %s: %s" % (t.__name__, e))

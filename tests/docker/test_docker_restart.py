@@ -253,6 +253,25 @@ def test_refusals_at_start():
         sb.start_plugin(extra=["--volumes", open_vols])
         check("lets others look inside" in sb.log_text(), "an open volumes directory is reported")
         check(os.stat(open_vols).st_mode & 0o777 == 0o755, "and left as it is")
+        sb.stop_plugin()
+        # boot order: the socket's directory (/run/docker/plugins before dockerd ran) is
+        # created
+        saved, sb.sock = sb.sock, os.path.join(sb.dir, "run", "docker", "plugins", "x.sock")
+        sb.start_plugin()
+        check(os.stat(os.path.dirname(sb.sock)).st_mode & 0o777 == 0o700,
+              "the socket's missing directories are created 0700")
+        sb.stop_plugin()
+        sb.sock = saved
+        # socket activation that passes something else than a listening unix socket
+        with open(os.path.join(sb.dir, "notasocket"), "w") as f:
+            f.write("x")
+        r = subprocess.run(["sh", "-c", 'LISTEN_PID=$$ exec "$@" 3<"$0"',
+                            os.path.join(sb.dir, "notasocket"), harness.SECRETFS,
+                            "docker-plugin", "--state", sb.state, "--volumes", sb.vols],
+                           capture_output=True, env=dict(sb.env, LISTEN_FDS="1"), timeout=60)
+        check(r.returncode == 1 and b"not a listening unix stream socket" in r.stderr,
+              "a bad socket from systemd is refused: %r" % r.stderr[-300:])
+        sb.start_plugin()
         # usage errors
         r = subprocess.run([harness.SECRETFS, "docker-plugin", "--bogus"], capture_output=True,
                            env=sb.env)
