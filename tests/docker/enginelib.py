@@ -184,6 +184,11 @@ class Dockerd:
                 " ".join(a for a in args[:3]), p.returncode, harness.redact(p.stderr)[-1500:]))
         return p
 
+    def docker_compose(self, args, env, cwd, timeout=180):
+        """docker-compose ARGS in cwd (talks to this dockerd through env's DOCKER_HOST)."""
+        return subprocess.run(["/usr/bin/docker-compose"] + list(args), capture_output=True,
+                              timeout=timeout, env=env, cwd=cwd)
+
     def out(self, args, **kw):
         return self.docker(args, **kw).stdout.decode(errors="replace")
 
