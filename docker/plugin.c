@@ -49,6 +49,7 @@ struct plugin {
     char *volumes_dir;        /* absolute, symlinks resolved: as /proc/self/mountinfo shows it */
     char *state_file;
     int lock_fd;
+    int vols_fd;              /* volumes_dir, opened once: mountpoints are made relative to it */
     pthread_mutex_t lock;
     sfs_docker_api *api;
 };
@@ -117,25 +118,69 @@ static int make_dirs_of(const char *path, struct sfs_err *err)
     return rc;
 }
 
-/* A directory of ours: created 0700 if missing.  An existing one keeps its mode (it may be
- * shared, like /tmp), but one that others may write to is refused when `strict` (files are
- * created and renamed in it) and reported otherwise. */
-static int private_dir(const char *path, bool strict, struct sfs_err *err)
+/* The StrictModes rule (as OpenSSH applies it): a directory the plugin trusts, and every
+ * directory above it, belongs to root or to the plugin's user and is not writable by
+ * group or others, else someone else could swap what the plugin reads or mounts on.  Above
+ * it, a sticky directory owned by root (/tmp) is fine: others cannot rename what is not
+ * theirs in it.  `real` is a realpath. */
+static int check_trusted(const char *real, struct sfs_err *err)
+{
+    char *dir = strdup(real), *slash;
+    bool top = true;
+    struct stat st;
+    int rc = 0;
+
+    if (!dir)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    for (;;) {
+        const char *shown = dir[0] ? dir : "/";
+
+        if (stat(shown, &st) < 0) {
+            rc = sfs_err_set(err, -errno, "%s: %s", shown, strerror(errno));
+            break;
+        }
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+            rc = sfs_err_set(err, -EPERM, "%s: owned by uid %lu, neither root nor the plugin's "
+                             "user (uid %lu), who could swap what the plugin trusts under %s; "
+                             "chown it to root", shown, (unsigned long)st.st_uid,
+                             (unsigned long)geteuid(), real);
+            break;
+        }
+        if ((st.st_mode & 022) && (top || !(st.st_mode & S_ISVTX) || st.st_uid != 0)) {
+            rc = sfs_err_set(err, -EPERM, "%s: writable by group or others (mode %04o), who "
+                             "could swap what the plugin trusts under %s; chmod go-w it",
+                             shown, (unsigned)(st.st_mode & 07777), real);
+            break;
+        }
+        slash = strrchr(dir, '/');
+        if (!slash || !dir[0])
+            break;
+        *slash = '\0';
+        top = false;
+    }
+    free(dir);
+    return rc;
+}
+
+/* A directory of ours: created 0700 if missing, then held to check_trusted (an existing
+ * one keeps its mode).  One that others may look inside is reported. */
+static int private_dir(const char *path, struct sfs_err *err)
 {
     struct stat st;
+    char *real;
     int rc = make_dirs(path, 0700, err);
 
     if (rc < 0)
         return rc;
-    if (stat(path, &st) < 0)
+    real = realpath(path, NULL);
+    if (!real)
         return sfs_err_set(err, -errno, "%s: %s", path, strerror(errno));
-    if (strict && (st.st_mode & 022))
-        return sfs_err_set(err, -EPERM, "%s: writable by group or others (mode %04o); chmod "
-                           "700 it", path, (unsigned)(st.st_mode & 07777));
-    if (st.st_mode & 077)
+    rc = check_trusted(real, err);
+    if (rc == 0 && stat(real, &st) == 0 && (st.st_mode & 077))
         sfs_warn("%s: mode %04o lets others look inside; 0700 is enough for Docker", path,
                  (unsigned)(st.st_mode & 07777));
-    return 0;
+    free(real);
+    return rc;
 }
 
 static char *path_join(const char *dir, const char *name)
@@ -466,19 +511,42 @@ static size_t base_argv(struct plugin *p, const char *cmd, char **argv)
 
 /* ---- the ops ---- */
 
+/* Creates VOLUMES/NAME relative to the volumes directory's descriptor (mkdirat, then
+ * openat with O_NOFOLLOW), so no name swapped above or at it can make the plugin create
+ * or accept a mountpoint elsewhere; it must be a directory of the plugin's user. */
+static int mountpoint_dir(struct plugin *p, const struct sfs_docker_volume *v,
+                          struct sfs_err *err)
+{
+    struct stat st;
+    int fd, rc = 0;
+
+    if (mkdirat(p->vols_fd, v->name, 0700) < 0 && errno != EEXIST)
+        return sfs_err_set(err, -errno, "%s: cannot create the mountpoint: %s",
+                           v->mountpoint, strerror(errno));
+    fd = openat(p->vols_fd, v->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return sfs_err_set(err, errno == ELOOP ? -ENOTDIR : -errno, "%s: %s", v->mountpoint,
+                           errno == ELOOP || errno == ENOTDIR ? "not a directory (a symlink "
+                           "or a file is there); remove it" : strerror(errno));
+    if (fstat(fd, &st) < 0)
+        rc = sfs_err_set(err, -errno, "%s: %s", v->mountpoint, strerror(errno));
+    else if (st.st_uid != geteuid())
+        rc = sfs_err_set(err, -EPERM, "%s: owned by uid %lu, not the plugin's user; remove it",
+                         v->mountpoint, (unsigned long)st.st_uid);
+    close(fd);
+    return rc;
+}
+
 static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)
 {
     struct plugin *p = ctx;
     char *argv[20], opts[160], msg[SFS_ERR_MAX];
-    struct stat st;
     size_t n;
     int rc;
 
-    if (mkdir(v->mountpoint, 0700) < 0 && errno != EEXIST)
-        return sfs_err_set(err, -errno, "%s: cannot create the mountpoint: %s",
-                           v->mountpoint, strerror(errno));
-    if (lstat(v->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode))
-        return sfs_err_set(err, -ENOTDIR, "%s: not a directory", v->mountpoint);
+    rc = mountpoint_dir(p, v, err);
+    if (rc < 0)
+        return rc;
     snprintf(opts, sizeof opts, "cache=%s,uid=%lu,gid=%lu,mode=%04o,allow_other",
              v->cache_none ? "none" : "kernel", (unsigned long)v->uid, (unsigned long)v->gid,
              (unsigned)v->mode);
@@ -716,8 +784,9 @@ static bool op_held(void *ctx, const struct sfs_docker_volume *v)
 
 static void op_removed(void *ctx, const struct sfs_docker_volume *v)
 {
-    (void)ctx;
-    if (rmdir(v->mountpoint) < 0 && errno != ENOENT)
+    struct plugin *p = ctx;
+
+    if (unlinkat(p->vols_fd, v->name, AT_REMOVEDIR) < 0 && errno != ENOENT)
         sfs_warn("volume %s: cannot remove %s: %s", v->name, v->mountpoint, strerror(errno));
     sfs_info("volume %s: removed", v->name);
 }
@@ -809,10 +878,10 @@ static int open_state(struct plugin *p, struct sfs_err *err)
     char *lock_path, *abs;
     int rc;
 
-    rc = private_dir(p->o->state_dir, true, err);
+    rc = private_dir(p->o->state_dir, err);
     if (rc < 0)
         return rc;
-    rc = private_dir(p->o->volumes_dir, false, err);
+    rc = private_dir(p->o->volumes_dir, err);
     if (rc < 0)
         return rc;
     abs = realpath(p->o->volumes_dir, NULL);
@@ -824,6 +893,11 @@ static int open_state(struct plugin *p, struct sfs_err *err)
         return sfs_err_set(err, -ENOMEM, "out of memory");
     }
     p->volumes_dir = abs;
+    p->vols_fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (p->vols_fd < 0) {
+        free(lock_path);
+        return sfs_err_set(err, -errno, "%s: %s", abs, strerror(errno));
+    }
     p->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (p->lock_fd < 0)
         rc = sfs_err_set(err, -errno, "%s: %s", lock_path, strerror(errno));
@@ -837,7 +911,7 @@ static int open_state(struct plugin *p, struct sfs_err *err)
 
 int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err *err)
 {
-    struct plugin p = {.o = o, .lock_fd = -1};
+    struct plugin p = {.o = o, .lock_fd = -1, .vols_fd = -1};
     struct sfs_docker_ops ops = {
         .ctx = &p, .mount = op_mount, .unmount = op_unmount, .reload = op_reload,
         .probe = op_probe, .save = op_save, .removed = op_removed,
@@ -915,6 +989,8 @@ out:
     sfs_docker_api_free(p.api);
     if (p.lock_fd >= 0)
         close(p.lock_fd);
+    if (p.vols_fd >= 0)
+        close(p.vols_fd);
     free(p.state_file);
     free(p.volumes_dir);
     pthread_mutex_destroy(&p.lock);

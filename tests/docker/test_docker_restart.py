@@ -282,9 +282,50 @@ def test_refusals_at_start():
         fails(sb.engine().remove("nope"), "still answering", "no such volume")
 
 
+def test_untrusted_directories():
+    """The StrictModes rule: a state or volumes directory owned by another user, or below a
+    directory another user owns, or writable by others, is refused with what to fix (a
+    user could otherwise hand root a volumes.json of their own, or swap a mountpoint for a
+    symlink); a symlink planted where a mountpoint goes is refused at Mount."""
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": b"a"})
+        uid, gid = harness.ensure_test_user()
+        theirs = os.path.join(sb.dir, "theirs")
+        os.makedirs(theirs, mode=0o700)
+        os.chown(theirs, uid, gid)
+        p = sb.start_plugin(extra=["--state", theirs], expect_fail=True)
+        check(p.returncode == 1 and "%s: owned by uid %d" % (theirs, uid) in sb.log_text() and
+              "chown it to root" in sb.log_text(),
+              "a state directory another user owns is refused: %s" % sb.log_text()[-300:])
+        below = os.path.join(theirs, "volumes")
+        os.makedirs(below, mode=0o700)
+        p = sb.start_plugin(extra=["--volumes", below], expect_fail=True)
+        check(p.returncode == 1 and "%s: owned by uid %d" % (theirs, uid) in sb.log_text(),
+              "a volumes directory below one another user owns is refused")
+        loose = os.path.join(sb.dir, "loose-volumes")
+        os.makedirs(loose)
+        os.chmod(loose, 0o777)
+        p = sb.start_plugin(extra=["--volumes", loose], expect_fail=True)
+        check(p.returncode == 1 and "writable by group or others (mode 0777)" in sb.log_text()
+              and "chmod go-w it" in sb.log_text(),
+              "a world-writable volumes directory is refused")
+        sb.start_plugin()
+        e = sb.engine()
+        ok(e.create("v", None), "Create")
+        os.makedirs(sb.vols, exist_ok=True)
+        os.symlink(theirs, sb.volume_dir("v"))
+        fails(e.mount("v", mount_id()), "Mount over a planted symlink",
+              "not a directory (a symlink")
+        check(mounted_fs(theirs) is None, "nothing is mounted where the symlink points")
+        os.unlink(sb.volume_dir("v"))
+        mid = mount_id()
+        ok(e.mount("v", mid), "Mount once the symlink is gone")
+        ok(e.unmount("v", mid), "Unmount")
+
+
 if __name__ == "__main__":
     harness.need_fuse()
     harness.run_all(test_restart_adopts_live_mount, test_restart_remounts_stale_mount,
                     test_restart_drops_unheld_references,
                     test_mount_replaces_dead_mount, test_restart_cleans_unheld_mounts, test_sigterm_leaves_mounts_serving,
-                    test_refusals_at_start)
+                    test_refusals_at_start, test_untrusted_directories)
