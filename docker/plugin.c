@@ -909,6 +909,61 @@ static int open_state(struct plugin *p, struct sfs_err *err)
     return rc;
 }
 
+/* SIGHUP: every mounted volume reloads. */
+static void reload_all(struct plugin *p)
+{
+    int failed;
+
+    pthread_mutex_lock(&p->lock);
+    sfs_info("SIGHUP: reloading %zu mounted volume%s", sfs_docker_api_mounted(p->api),
+             sfs_docker_api_mounted(p->api) == 1 ? "" : "s");
+    failed = sfs_docker_api_reload_all(p->api);
+    pthread_mutex_unlock(&p->lock);
+    if (failed)
+        sfs_warn("SIGHUP: %d volume%s kept serving the previous secrets", failed,
+                 failed == 1 ? "" : "s");
+}
+
+/* Waits for signals until SIGTERM or SIGINT; reaps children every second. */
+static void serve_signals(struct plugin *p, const sigset_t *sigs)
+{
+    for (;;) {
+        struct timespec tick = {1, 0};
+        siginfo_t info;
+        int sig = sigtimedwait(sigs, &info, &tick);
+
+        if (sig == SIGTERM || sig == SIGINT) {
+            sfs_info("stopping on signal %d; mounts keep serving until Docker unmounts them",
+                     sig);
+            return;
+        }
+        if (sig == SIGHUP)
+            reload_all(p);
+        reap(p);
+    }
+}
+
+/* The state directory, the table and restart recovery: everything before serving. */
+static int load_and_recover(struct plugin *p, const struct sfs_docker_ops *ops,
+                            struct sfs_err *err)
+{
+    int rc = open_state(p, err), failed;
+
+    if (rc < 0)
+        return rc;
+    p->api = sfs_docker_api_new(p->volumes_dir, ops, geteuid(), getegid());
+    if (!p->api)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    rc = read_state(p, err);
+    if (rc < 0 || sfs_docker_api_volumes(p->api) == 0)
+        return rc;
+    failed = sfs_docker_api_recover(p->api);
+    sfs_info("%zu volume%s defined, %zu mounted%s", sfs_docker_api_volumes(p->api),
+             sfs_docker_api_volumes(p->api) == 1 ? "" : "s", sfs_docker_api_mounted(p->api),
+             failed ? " (see the warnings above)" : "");
+    return 0;
+}
+
 int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err *err)
 {
     struct plugin p = {.o = o, .lock_fd = -1, .vols_fd = -1};
@@ -919,7 +974,7 @@ int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err
     };
     struct sfs_http *http = NULL;
     sigset_t sigs;
-    int rc, sig;
+    int rc;
 
     ensure_stdio();
     sigemptyset(&sigs);
@@ -934,23 +989,9 @@ int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         sfs_warn("cannot become a child subreaper: %s", strerror(errno));
 
-    rc = open_state(&p, err);
+    rc = load_and_recover(&p, &ops, err);
     if (rc < 0)
         goto out;
-    p.api = sfs_docker_api_new(p.volumes_dir, &ops, geteuid(), getegid());
-    if (!p.api) {
-        rc = sfs_err_set(err, -ENOMEM, "out of memory");
-        goto out;
-    }
-    rc = read_state(&p, err);
-    if (rc < 0)
-        goto out;
-    if (sfs_docker_api_volumes(p.api) > 0) {
-        int failed = sfs_docker_api_recover(p.api);
-        sfs_info("%zu volume%s defined, %zu mounted%s", sfs_docker_api_volumes(p.api),
-                 sfs_docker_api_volumes(p.api) == 1 ? "" : "s", sfs_docker_api_mounted(p.api),
-                 failed ? " (see the warnings above)" : "");
-    }
     rc = o->listen_fd >= 0 ? 0 : make_dirs_of(o->socket_path, err);
     if (rc < 0)
         goto out;
@@ -959,31 +1000,7 @@ int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err
         goto out;
     sfs_info("serving the Docker volume plugin API on %s%s (volumes in %s)", o->socket_path,
              o->listen_fd >= 0 ? " (socket from systemd)" : "", p.volumes_dir);
-    for (;;) {
-        struct timespec tick = {1, 0};
-        siginfo_t info;
-
-        sig = sigtimedwait(&sigs, &info, &tick);
-        if (sig == SIGTERM || sig == SIGINT) {
-            sfs_info("stopping on signal %d; mounts keep serving until Docker unmounts them",
-                     sig);
-            break;
-        }
-        if (sig == SIGHUP) {
-            int failed;
-
-            pthread_mutex_lock(&p.lock);
-            sfs_info("SIGHUP: reloading %zu mounted volume%s", sfs_docker_api_mounted(p.api),
-                     sfs_docker_api_mounted(p.api) == 1 ? "" : "s");
-            failed = sfs_docker_api_reload_all(p.api);
-            pthread_mutex_unlock(&p.lock);
-            if (failed)
-                sfs_warn("SIGHUP: %d volume%s kept serving the previous secrets", failed,
-                         failed == 1 ? "" : "s");
-        }
-        reap(&p);
-    }
-    rc = 0;
+    serve_signals(&p, &sigs);
 out:
     sfs_http_stop(http);
     sfs_docker_api_free(p.api);
