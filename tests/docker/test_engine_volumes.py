@@ -71,6 +71,10 @@ def test_env_sourced_in_container(dk, sb):
     db, _, rest = p.stdout.partition(b"/")
     check(db == values["DB_PASSWORD"] and rest == b"unset",
           "busybox sh sources .env in the container: the subset's values, nothing else")
+    p = dk.run(["-v", "envvol:/app/conf:ro", IMAGE, "sh", "-c", "grep '^#' /app/conf/.env"])
+    check(sb.dir.encode() not in p.stdout and b"/run/secrets" not in p.stdout and
+          b"source this file" in p.stdout,
+          "the header of .env names no path that is false in the container: %r" % p.stdout)
 
 
 def test_volume_driver_creates_on_use(dk, sb):
