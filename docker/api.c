@@ -126,9 +126,9 @@ static int op_unmount(sfs_docker_api *api, struct sfs_vol *v, struct sfs_err *er
     return api->ops.unmount ? api->ops.unmount(api->ops.ctx, &v->pub, err) : 0;
 }
 
-static bool op_held(sfs_docker_api *api, struct sfs_vol *v)
+static int op_held(sfs_docker_api *api, struct sfs_vol *v)
 {
-    return api->ops.held ? api->ops.held(api->ops.ctx, &v->pub) : true;
+    return api->ops.held ? api->ops.held(api->ops.ctx, &v->pub) : -1;
 }
 
 static int save(sfs_docker_api *api, struct sfs_err *err)
@@ -449,12 +449,12 @@ static int ep_remove(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *
     if (!v)
         return rc;
     refs = sfs_vol_total_refs(v);
-    if (refs > 0 && op_held(api, v))
+    if (refs > 0 && op_held(api, v) == 1)
         return reply_err(r, 500, "volume %s is in use (%lu mount%s); stop the containers "
                          "using it first", v->name, refs, refs == 1 ? "" : "s");
     if (refs > 0) /* dockerd checked that no container uses it: an engine died unmounting */
-        sfs_warn("volume %s: removing it with %lu stale reference%s (no container holds its "
-                 "mount; Docker stopped without sending Unmount)", v->name, refs,
+        sfs_warn("volume %s: removing it with %lu stale reference%s (dockerd found no "
+                 "container using it: it stopped without sending Unmount)", v->name, refs,
                  refs == 1 ? "" : "s");
     v = sfs_vol_take(&api->t, v->name);
     rc = save(api, &err);
@@ -711,7 +711,7 @@ static int recover_one(sfs_docker_api *api, struct sfs_vol *v, bool *dropped)
     struct sfs_err err;
 
     v->mounted = false;
-    if (refs > 0 && !op_held(api, v)) {
+    if (refs > 0 && op_held(api, v) == 0) {
         sfs_warn("volume %s: no container holds its mount: dropping %lu stale reference%s "
                  "(Docker stopped without sending Unmount)", v->name, refs,
                  refs == 1 ? "" : "s");

@@ -738,9 +738,9 @@ out:
 
 /* A container holds the volume when its mount's device appears in some mount table other
  * than at the volume's own mountpoint (containers live in mount namespaces of their own,
- * seen through /proc).  As PID 1 (a managed plugin in a pid namespace of its own) the
- * plugin cannot see containers, and assumes the mount is held. */
-static bool op_held(void *ctx, const struct sfs_docker_volume *v)
+ * seen through /proc): 1 held, 0 not.  As PID 1 (a managed plugin in a pid namespace of
+ * its own) the plugin cannot see containers: -1. */
+static int op_held(void *ctx, const struct sfs_docker_volume *v)
 {
     char dev[32], path[64];
     ino_t seen[MAX_SEEN_NS];
@@ -752,16 +752,16 @@ static bool op_held(void *ctx, const struct sfs_docker_volume *v)
 
     (void)ctx;
     if (getpid() == 1)
-        return true;
+        return -1;
     if (!mounted_in("/proc/self/mountinfo", v->mountpoint, NULL, 0, dev, sizeof dev))
-        return false;
+        return 0;
     if (table_holds("/proc/self/mountinfo", dev, v->mountpoint))
-        return true;
+        return 1;
     d = opendir("/proc");
     if (!d || stat("/proc/self/ns/mnt", &self) < 0) {
         if (d)
             closedir(d);
-        return true;
+        return -1;
     }
     while (!held && (de = readdir(d))) {
         if (de->d_name[0] < '1' || de->d_name[0] > '9')
@@ -779,7 +779,7 @@ static bool op_held(void *ctx, const struct sfs_docker_volume *v)
         held = table_holds(path, dev, v->mountpoint);
     }
     closedir(d);
-    return held;
+    return held ? 1 : 0;
 }
 
 static void op_removed(void *ctx, const struct sfs_docker_volume *v)

@@ -74,9 +74,11 @@ struct sfs_docker_ops {
      * *names (malloc'd, the caller frees it).  NULL callback: every name is there. */
     int (*store_names)(void *ctx, char **names, struct sfs_err *err);
     /* Whether something other than v->mountpoint itself holds the volume's mount (a
-     * container's bind of it, in any mount namespace).  false means no container can
-     * use it, so references left over are stale.  NULL callback: assume it is held. */
-    bool (*held)(void *ctx, const struct sfs_docker_volume *v);
+     * container's bind of it, in any mount namespace): 1 held, 0 not (no container can
+     * use it, so references left over are stale), -1 cannot tell.  NULL callback: -1.
+     * Remove refuses only a volume known to be held (dockerd checked it is unused);
+     * recovery drops references only of one known not to be. */
+    int (*held)(void *ctx, const struct sfs_docker_volume *v);
 };
 
 typedef struct sfs_docker_api sfs_docker_api;

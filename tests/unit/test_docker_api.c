@@ -72,11 +72,19 @@ static void f_removed(void *ctx, const struct sfs_docker_volume *v)
     ((struct fake *)ctx)->removed++;
 }
 
+/* The fakes' volumes are held by a container while referenced. */
+static int f_held(void *ctx, const struct sfs_docker_volume *v)
+{
+    (void)ctx;
+    (void)v;
+    return 1;
+}
+
 static sfs_docker_api *new_api(struct fake *f)
 {
     struct sfs_docker_ops ops = {.ctx = f, .mount = f_mount, .unmount = f_unmount,
                                  .reload = f_reload, .probe = f_probe, .save = f_save,
-                                 .removed = f_removed};
+                                 .removed = f_removed, .held = f_held};
 
     memset(f, 0, sizeof *f);
     f->probe = SFS_DOCKER_LIVE;
@@ -336,7 +344,7 @@ static void test_state_and_recovery(void)
 struct fake_store {
     struct fake f;
     const char *names; /* newline separated, or NULL: the store cannot be read */
-    bool held;
+    int held;          /* what ops.held answers: 1, 0, -1 */
 };
 
 static int fs_names(void *ctx, char **names, struct sfs_err *err)
@@ -349,7 +357,7 @@ static int fs_names(void *ctx, char **names, struct sfs_err *err)
     return *names ? 0 : -ENOMEM;
 }
 
-static bool fs_held(void *ctx, const struct sfs_docker_volume *v)
+static int fs_held(void *ctx, const struct sfs_docker_volume *v)
 {
     (void)v;
     return ((struct fake_store *)ctx)->held;
@@ -364,7 +372,7 @@ static sfs_docker_api *new_store_api(struct fake_store *s, const char *names)
     memset(s, 0, sizeof *s);
     s->f.probe = SFS_DOCKER_LIVE;
     s->names = names;
-    s->held = true;
+    s->held = 1;
     return sfs_docker_api_new("/vols", &ops, 0, 0);
 }
 
@@ -443,7 +451,7 @@ static void test_stale_references(void)
     ok(api, "/VolumeDriver.Mount", "{\"Name\":\"v\",\"ID\":\"x\"}");
     ok(api, "/VolumeDriver.Mount", "{\"Name\":\"w\",\"ID\":\"y\"}");
     fails(api, "/VolumeDriver.Remove", "{\"Name\":\"v\"}", 500, "is in use (1 mount)");
-    s.held = false; /* the engine died; its containers are gone */
+    s.held = 0; /* the engine died; its containers are gone */
     ok(api, "/VolumeDriver.Remove", "{\"Name\":\"v\"}");
     CHECK(s.f.unmounts == 1 && s.f.removed == 1 && sfs_docker_api_volumes(api) == 1);
     /* after a restart, references nobody holds are dropped and saved so */
@@ -453,12 +461,21 @@ static void test_stale_references(void)
         struct fake_store s2;
         sfs_docker_api *back = new_store_api(&s2, "A\n");
 
-        s2.held = false;
+        s2.held = -1; /* cannot tell (a managed plugin): the references stay */
         CHECK(dump && sfs_docker_api_load(back, dump, len, &err) == 0);
+        CHECK(sfs_docker_api_recover(back) == 0);
+        CHECK(sfs_docker_api_mounted(back) == 1 && s2.f.saves == 0);
+        s2.held = 0;
+        CHECK(sfs_docker_api_load(back, dump, len, &err) == 0);
         CHECK(sfs_docker_api_recover(back) == 0);
         CHECK(sfs_docker_api_mounted(back) == 0 && s2.f.mounts == 0);
         CHECK(s2.f.unmounts == 1); /* the live mount nobody holds */
         CHECK(s2.f.saves == 1 && !strstr(s2.f.saved, "\"y\""));
+        /* and a Remove that cannot tell trusts dockerd's own in-use check */
+        s2.held = -1;
+        ok(back, "/VolumeDriver.Mount", "{\"Name\":\"w\",\"ID\":\"z\"}");
+        ok(back, "/VolumeDriver.Remove", "{\"Name\":\"w\"}");
+        CHECK(s2.f.removed == 1 && sfs_docker_api_volumes(back) == 0);
         sfs_docker_api_free(back);
     }
     free(dump);
