@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "docker/plugin.h"
+#include "fs/daemon.h"
 #include "util/log.h"
 
 static const char docker_help[] =
@@ -25,10 +26,15 @@ static const char docker_help[] =
     "  --config, --store, --key-file   as for every command; passed to each mount\n"
     "\n"
     "Volume options (docker volume create -d secretfs -o KEY=VALUE ...):\n"
-    "  secrets=A,B     serve only these names (default: every secret)\n"
+    "  secrets=A,B     serve only these names (default: every secret); each must be in\n"
+    "                  the store, unless listed in optional=\n"
+    "  optional=A      names of secrets= the store may lack for now\n"
     "  uid=N, gid=N    numeric owner and group of the files (default: the plugin's)\n"
     "  mode=0440       permission bits of the files, octal (default 0400)\n"
     "  cache=kernel|none   as for secretfs mount (default kernel)\n"
+    "\n"
+    "Under systemd socket activation (LISTEN_FDS) it serves the socket systemd passes,\n"
+    "so dockerd may start before or after it.\n"
     "\n"
     "SIGHUP reloads every mounted volume.  SIGTERM and SIGINT stop the plugin and leave\n"
     "the mounts serving; a restarted plugin adopts them.\n"
@@ -66,7 +72,7 @@ int cmd_docker_plugin(struct cli *cli, int argc, char **argv)
     };
     const char *socket_path = SFS_DOCKER_DEFAULT_SOCKET, *state = SFS_DOCKER_DEFAULT_STATE,
                *volumes = SFS_DOCKER_DEFAULT_VOLUMES;
-    struct sfs_docker_plugin_opts o = {.exe = "/proc/self/exe"};
+    struct sfs_docker_plugin_opts o = {.exe = "/proc/self/exe", .listen_fd = -1};
     char *abs[6] = {NULL};
     struct sfs_err err;
     size_t i;
@@ -106,7 +112,7 @@ int cmd_docker_plugin(struct cli *cli, int argc, char **argv)
         goto out;
     }
     sfs_log_init("secretfs docker-plugin", false);
-    if (sfs_docker_plugin_run(&o, &err) < 0) {
+    if (sfs_systemd_listen_fd(&o.listen_fd, &err) < 0 || sfs_docker_plugin_run(&o, &err) < 0) {
         cli_error(cli, "%s", err.msg);
         rc = EXIT_FAIL;
     }

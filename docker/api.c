@@ -16,6 +16,7 @@
 
 #include "docker/plugin.h"
 #include "docker/volumes.h"
+#include "secrets/names.h"
 #include "util/log.h"
 
 struct sfs_docker_api {
@@ -125,6 +126,11 @@ static int op_unmount(sfs_docker_api *api, struct sfs_vol *v, struct sfs_err *er
     return api->ops.unmount ? api->ops.unmount(api->ops.ctx, &v->pub, err) : 0;
 }
 
+static int op_held(sfs_docker_api *api, struct sfs_vol *v)
+{
+    return api->ops.held ? api->ops.held(api->ops.ctx, &v->pub) : -1;
+}
+
 static int save(sfs_docker_api *api, struct sfs_err *err)
 {
     size_t len;
@@ -178,7 +184,112 @@ static int reply_ok(struct sfs_docker_reply *r)
     return reply_take(r, 200, json_pack("{s:s}", "Err", ""));
 }
 
-static json_t *volume_json(const struct sfs_vol *v)
+/* ---- names the store lacks ---- */
+
+/* True when the newline separated `store` list holds `name` (len bytes). */
+static bool store_has(const char *store, const char *name, size_t len)
+{
+    const char *p = store;
+
+    while (p && *p) {
+        size_t n = strcspn(p, "\n");
+        if (n == len && memcmp(p, name, n) == 0)
+            return true;
+        p += n + (p[n] == '\n');
+    }
+    return false;
+}
+
+/* The names of def->secrets that `store` lacks (leaving out optional ones when
+ * skip_optional, and platform names, which the platform serves), comma separated and
+ * malloc'd into *out, or NULL when none is missing.  0 or -ENOMEM. */
+static int find_missing(const struct sfs_vol_def *def, const char *store, bool skip_optional,
+                        char **out)
+{
+    const char *p = def->secrets;
+    size_t len = 0;
+
+    *out = NULL;
+    while (p && *p) {
+        size_t n = strcspn(p, ",");
+        char name[SFS_NAME_MAX + 1];
+
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        if (!store_has(store, p, n) && !sfs_name_reserved(name, SFS_DEFAULT_RESERVED_PREFIX) &&
+            !(skip_optional && sfs_vol_list_has(def->optional, p, n))) {
+            char *grown = realloc(*out, len + n + 2);
+            if (!grown) {
+                free(*out);
+                *out = NULL;
+                return -ENOMEM;
+            }
+            if (len)
+                grown[len++] = ',';
+            memcpy(grown + len, p, n);
+            len += n;
+            grown[len] = '\0';
+            *out = grown;
+        }
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+/* What the store holds now, for volumes with a subset: 0 with *names malloc'd (NULL when
+ * no callback: every name counts as present), or -errno with err. */
+static int store_names(sfs_docker_api *api, char **names, struct sfs_err *err)
+{
+    *names = NULL;
+    return api->ops.store_names ? api->ops.store_names(api->ops.ctx, names, err) : 0;
+}
+
+/* Refuses (-ENOENT, err naming them) a new volume whose secrets= names the store lacks,
+ * unless optional= lets them be missing: a typo would otherwise make a volume without
+ * that file. */
+static int check_in_store(sfs_docker_api *api, const struct sfs_vol_def *def,
+                          struct sfs_err *err)
+{
+    char *names = NULL, *missing = NULL;
+    int rc;
+
+    if (!def->secrets || !api->ops.store_names)
+        return 0;
+    rc = store_names(api, &names, err);
+    if (rc < 0)
+        return rc;
+    rc = find_missing(def, names, true, &missing);
+    if (rc < 0)
+        rc = sfs_err_set(err, rc, "out of memory");
+    else if (missing)
+        rc = sfs_err_set(err, -ENOENT, "option secrets: %s not in the store (secretfs list "
+                         "shows what is); fix the spelling, or add optional=%s if the volume "
+                         "may be created before %s", missing, missing,
+                         strchr(missing, ',') ? "they are stored" : "it is stored");
+    free(missing);
+    free(names);
+    return rc;
+}
+
+/* Adds "missing" (names the store lacks now, or why that is unknown) to a Status. */
+static int status_missing(json_t *status, const struct sfs_vol *v, const char *names,
+                          const char *names_err)
+{
+    char *missing = NULL;
+    int rc;
+
+    if (!v->def.secrets || (!names && !names_err))
+        return 0;
+    if (names_err)
+        return json_object_set_new(status, "missing", json_sprintf("(unknown: %s)", names_err));
+    rc = find_missing(&v->def, names, false, &missing);
+    if (rc == 0 && missing)
+        rc = json_object_set_new(status, "missing", json_string(missing));
+    free(missing);
+    return rc;
+}
+
+/* A volume as Get and List show it; names/names_err: what store_names answered. */
+static json_t *volume_json(const struct sfs_vol *v, const char *names, const char *names_err)
 {
     char mode[8], owner[32];
     json_t *o;
@@ -193,11 +304,18 @@ static json_t *volume_json(const struct sfs_vol *v)
                   "cache", v->def.cache_none ? "none" : "kernel",
                   "mounted", (int)v->mounted,
                   "references", (json_int_t)sfs_vol_total_refs(v));
-    if (o && v->mounted && json_object_set_new(o, "Mountpoint", json_string(v->mountpoint))) {
-        json_decref(o);
-        o = NULL;
-    }
+    if (o && v->mounted && json_object_set_new(o, "Mountpoint", json_string(v->mountpoint)))
+        goto fail;
+    if (o && v->def.optional &&
+        json_object_set_new(json_object_get(o, "Status"), "optional",
+                            json_string(v->def.optional)))
+        goto fail;
+    if (o && status_missing(json_object_get(o, "Status"), v, names, names_err) < 0)
+        goto fail;
     return o;
+fail:
+    json_decref(o);
+    return NULL;
 }
 
 /* ---- request fields ---- */
@@ -288,15 +406,19 @@ static int ep_create(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *
     existing = sfs_vol_find(&api->t, name);
     if (existing) {
         bool same = sfs_vol_def_equal(&existing->def, &def);
-        free(def.secrets);
+        sfs_vol_def_clear(&def);
         if (same)
             return reply_ok(r);
         return reply_err(r, 500, "volume %s already exists with other options; remove it "
                          "first", name);
     }
     if (api->t.n >= SFS_DOCKER_MAX_VOLUMES) {
-        free(def.secrets);
+        sfs_vol_def_clear(&def);
         return reply_err(r, 500, "too many volumes (at most %d)", SFS_DOCKER_MAX_VOLUMES);
+    }
+    if (check_in_store(api, &def, &err) < 0) {
+        sfs_vol_def_clear(&def);
+        return reply_err(r, 500, "%s", err.msg);
     }
     if (!gmtime_r(&now, &tm) || !strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm))
         snprintf(created, sizeof created, "1970-01-01T00:00:00Z");
@@ -327,9 +449,13 @@ static int ep_remove(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *
     if (!v)
         return rc;
     refs = sfs_vol_total_refs(v);
-    if (refs > 0)
+    if (refs > 0 && op_held(api, v) == 1)
         return reply_err(r, 500, "volume %s is in use (%lu mount%s); stop the containers "
                          "using it first", v->name, refs, refs == 1 ? "" : "s");
+    if (refs > 0) /* dockerd checked that no container uses it: an engine died unmounting */
+        sfs_warn("volume %s: removing it with %lu stale reference%s (dockerd found no "
+                 "container using it: it stopped without sending Unmount)", v->name, refs,
+                 refs == 1 ? "" : "s");
     v = sfs_vol_take(&api->t, v->name);
     rc = save(api, &err);
     if (rc < 0) {
@@ -440,10 +566,16 @@ static int ep_get(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *r)
     json_t *vj;
     int rc = 0;
 
+    char *names = NULL;
+    struct sfs_err err;
+    bool known;
+
     v = req_volume(api, req, r, &rc);
     if (!v)
         return rc;
-    vj = volume_json(v);
+    known = !v->def.secrets || store_names(api, &names, &err) == 0;
+    vj = volume_json(v, names, known ? NULL : err.msg);
+    free(names);
     if (!vj)
         return -ENOMEM;
     return reply_take(r, 200, json_pack("{s:o, s:s}", "Volume", vj, "Err", ""));
@@ -452,15 +584,24 @@ static int ep_get(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *r)
 static int ep_list(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *r)
 {
     json_t *arr = json_array();
+    char *names = NULL;
+    struct sfs_err err;
+    bool need = false, known = true;
     size_t i;
 
     (void)req;
+    for (i = 0; i < api->t.n; i++)
+        need |= api->t.vols[i]->def.secrets != NULL;
+    if (need) /* one look at the store for the whole list */
+        known = store_names(api, &names, &err) == 0;
     for (i = 0; arr && i < api->t.n; i++) {
-        if (json_array_append_new(arr, volume_json(api->t.vols[i])) < 0) {
+        if (json_array_append_new(arr, volume_json(api->t.vols[i], names,
+                                                   known ? NULL : err.msg)) < 0) {
             json_decref(arr);
             arr = NULL;
         }
     }
+    free(names);
     if (!arr)
         return -ENOMEM;
     return reply_take(r, 200, json_pack("{s:o, s:s}", "Volumes", arr, "Err", ""));
@@ -550,47 +691,75 @@ out:
 
 /* ---- restart recovery and reload ---- */
 
+/* Forgets every reference of v (they are stale); returns how many there were. */
+static unsigned long drop_all_refs(struct sfs_vol *v)
+{
+    unsigned long refs = sfs_vol_total_refs(v);
+
+    while (v->n_refs > 0)
+        sfs_vol_ref_drop(v, v->refs[0].id);
+    return refs;
+}
+
+/* One volume after a (re)start; returns 0, or 1 when something could not be done.  Sets
+ * *dropped when stale references went. */
+static int recover_one(sfs_docker_api *api, struct sfs_vol *v, bool *dropped)
+{
+    enum sfs_docker_probe found = api->ops.probe ? api->ops.probe(api->ops.ctx, &v->pub)
+                                                 : SFS_DOCKER_NOT_MOUNTED;
+    unsigned long refs = sfs_vol_total_refs(v);
+    struct sfs_err err;
+
+    v->mounted = false;
+    if (refs > 0 && op_held(api, v) == 0) {
+        sfs_warn("volume %s: no container holds its mount: dropping %lu stale reference%s "
+                 "(Docker stopped without sending Unmount)", v->name, refs,
+                 refs == 1 ? "" : "s");
+        drop_all_refs(v);
+        refs = 0;
+        *dropped = true;
+    }
+    if (refs > 0 && found == SFS_DOCKER_LIVE) {
+        v->mounted = true;
+        sfs_info("volume %s: adopted the live mount at %s (%lu reference%s)", v->name,
+                 v->mountpoint, refs, refs == 1 ? "" : "s");
+        return 0;
+    }
+    if (found != SFS_DOCKER_NOT_MOUNTED) {
+        const char *what = found == SFS_DOCKER_LIVE ? "unused" : "stale";
+
+        if (op_unmount(api, v, &err) < 0) {
+            sfs_warn("volume %s: cannot unmount the %s mount at %s: %s", v->name, what,
+                     v->mountpoint, err.msg);
+            return 1;
+        }
+        sfs_info("volume %s: unmounted the %s mount at %s", v->name, what, v->mountpoint);
+    }
+    if (refs == 0)
+        return 0;
+    if (op_mount(api, v, &err) < 0) {
+        sfs_warn("volume %s: cannot mount it again for its %lu reference%s: %s; the next "
+                 "Mount retries", v->name, refs, refs == 1 ? "" : "s", err.msg);
+        return 1;
+    }
+    v->mounted = true;
+    sfs_info("volume %s: mounted again at %s for its %lu reference%s", v->name, v->mountpoint,
+             refs, refs == 1 ? "" : "s");
+    return 0;
+}
+
 int sfs_docker_api_recover(sfs_docker_api *api)
 {
+    bool dropped = false;
+    struct sfs_err err;
     int failed = 0;
     size_t i;
 
-    for (i = 0; i < api->t.n; i++) {
-        struct sfs_vol *v = api->t.vols[i];
-        enum sfs_docker_probe found = api->ops.probe ? api->ops.probe(api->ops.ctx, &v->pub)
-                                                     : SFS_DOCKER_NOT_MOUNTED;
-        unsigned long refs = sfs_vol_total_refs(v);
-        struct sfs_err err;
-
-        v->mounted = false;
-        if (refs > 0 && found == SFS_DOCKER_LIVE) {
-            v->mounted = true;
-            sfs_info("volume %s: adopted the live mount at %s (%lu reference%s)", v->name,
-                     v->mountpoint, refs, refs == 1 ? "" : "s");
-            continue;
-        }
-        if (found != SFS_DOCKER_NOT_MOUNTED) {
-            if (op_unmount(api, v, &err) < 0) {
-                sfs_warn("volume %s: cannot unmount the %s mount at %s: %s", v->name,
-                         found == SFS_DOCKER_LIVE ? "unused" : "stale", v->mountpoint,
-                         err.msg);
-                failed++;
-                continue;
-            }
-            sfs_info("volume %s: unmounted the %s mount at %s", v->name,
-                     found == SFS_DOCKER_LIVE ? "unused" : "stale", v->mountpoint);
-        }
-        if (refs == 0)
-            continue;
-        if (op_mount(api, v, &err) < 0) {
-            sfs_warn("volume %s: cannot mount it again for its %lu reference%s: %s; the "
-                     "next Mount retries", v->name, refs, refs == 1 ? "" : "s", err.msg);
-            failed++;
-            continue;
-        }
-        v->mounted = true;
-        sfs_info("volume %s: mounted again at %s for its %lu reference%s", v->name,
-                 v->mountpoint, refs, refs == 1 ? "" : "s");
+    for (i = 0; i < api->t.n; i++)
+        failed += recover_one(api, api->t.vols[i], &dropped);
+    if (dropped && save(api, &err) < 0) {
+        sfs_warn("cannot save the volume table: %s", err.msg);
+        failed++;
     }
     return failed;
 }

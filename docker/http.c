@@ -23,6 +23,7 @@
 struct sfs_http {
     struct MHD_Daemon *mhd;
     int fd;
+    bool activated;        /* fd came from systemd: its socket file is not ours */
     char *path;
     dev_t dev;
     ino_t ino;
@@ -220,8 +221,8 @@ out_close:
     return rc;
 }
 
-int sfs_http_start(const char *path, mode_t mode, sfs_http_handler *handler, void *ctx,
-                   struct sfs_http **out, struct sfs_err *err)
+int sfs_http_start(const char *path, int listen_fd, mode_t mode, sfs_http_handler *handler,
+                   void *ctx, struct sfs_http **out, struct sfs_err *err)
 {
     struct sfs_http *h = calloc(1, sizeof *h);
     struct stat st;
@@ -234,11 +235,16 @@ int sfs_http_start(const char *path, mode_t mode, sfs_http_handler *handler, voi
     }
     h->handler = handler;
     h->ctx = ctx;
-    rc = listen_unix(path, mode, &h->fd, &st, err);
-    if (rc < 0)
-        goto out_free;
-    h->dev = st.st_dev;
-    h->ino = st.st_ino;
+    if (listen_fd >= 0) {
+        h->fd = listen_fd;
+        h->activated = true;
+    } else {
+        rc = listen_unix(path, mode, &h->fd, &st, err);
+        if (rc < 0)
+            goto out_free;
+        h->dev = st.st_dev;
+        h->ino = st.st_ino;
+    }
     h->mhd = MHD_start_daemon(
         MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG |
             MHD_USE_ITC,
@@ -251,7 +257,8 @@ int sfs_http_start(const char *path, mode_t mode, sfs_http_handler *handler, voi
         MHD_OPTION_END);
     if (!h->mhd) {
         rc = sfs_err_set(err, -EIO, "%s: libmicrohttpd could not start serving", path);
-        unlink(path);
+        if (!h->activated)
+            unlink(path);
         close(h->fd);
         goto out_free;
     }
@@ -270,7 +277,8 @@ void sfs_http_stop(struct sfs_http *h)
     if (!h)
         return;
     MHD_stop_daemon(h->mhd); /* closes the listening socket too */
-    if (lstat(h->path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino)
+    if (!h->activated && lstat(h->path, &st) == 0 && st.st_dev == h->dev &&
+        st.st_ino == h->ino)
         unlink(h->path);
     free(h->path);
     free(h);

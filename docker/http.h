@@ -23,10 +23,12 @@ struct sfs_http;
 
 /* Creates the unix socket at `path` with permission bits `mode` (the socket file is never
  * more open than that, not even for a moment), refusing when another process answers
- * there; a dead socket file left behind is replaced.  Then serves it.  Returns 0 with *out
- * set, or -errno with err saying why. */
-int sfs_http_start(const char *path, mode_t mode, sfs_http_handler *handler, void *ctx,
-                   struct sfs_http **out, struct sfs_err *err);
+ * there; a dead socket file left behind is replaced.  Then serves it.  With listen_fd >= 0
+ * (a listening socket systemd passed: socket activation) that socket is served instead,
+ * and taken over (closed by sfs_http_stop); `path` only names it in messages, and its file
+ * stays (systemd owns it).  Returns 0 with *out set, or -errno with err saying why. */
+int sfs_http_start(const char *path, int listen_fd, mode_t mode, sfs_http_handler *handler,
+                   void *ctx, struct sfs_http **out, struct sfs_err *err);
 
 /* Stops serving (waits for requests in progress), closes the socket and removes its file
  * if it is still ours.  NULL is fine. */

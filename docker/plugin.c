@@ -12,8 +12,10 @@
 #include "docker/plugin.h"
 #include "fs/status.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -48,6 +50,7 @@ struct plugin {
     char *volumes_dir;        /* absolute, symlinks resolved: as /proc/self/mountinfo shows it */
     char *state_file;
     int lock_fd;
+    int vols_fd;              /* volumes_dir, opened once: mountpoints are made relative to it */
     pthread_mutex_t lock;
     sfs_docker_api *api;
 };
@@ -99,25 +102,86 @@ out:
     return rc;
 }
 
-/* A directory of ours: created 0700 if missing.  An existing one keeps its mode (it may be
- * shared, like /tmp), but one that others may write to is refused when `strict` (files are
- * created and renamed in it) and reported otherwise. */
-static int private_dir(const char *path, bool strict, struct sfs_err *err)
+/* The directory of a socket: on a fresh boot /run/docker/plugins exists only once dockerd
+ * has run, and the plugin may start first.  Created 0700 (only root, dockerd, connects). */
+static int make_dirs_of(const char *path, struct sfs_err *err)
+{
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+    int rc = 0;
+
+    if (!dir)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    if (slash && slash != dir) {
+        *slash = '\0';
+        rc = make_dirs(dir, 0700, err);
+    }
+    free(dir);
+    return rc;
+}
+
+/* The StrictModes rule (as OpenSSH applies it): a directory the plugin trusts, and every
+ * directory above it, belongs to root or to the plugin's user and is not writable by
+ * group or others, else someone else could swap what the plugin reads or mounts on.  Above
+ * it, a sticky directory owned by root (/tmp) is fine: others cannot rename what is not
+ * theirs in it.  `real` is a realpath. */
+static int check_trusted(const char *real, struct sfs_err *err)
+{
+    char *dir = strdup(real), *slash;
+    bool top = true;
+    struct stat st;
+    int rc = 0;
+
+    if (!dir)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    for (;;) {
+        const char *shown = dir[0] ? dir : "/";
+
+        if (stat(shown, &st) < 0) {
+            rc = sfs_err_set(err, -errno, "%s: %s", shown, strerror(errno));
+            break;
+        }
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+            rc = sfs_err_set(err, -EPERM, "%s: owned by uid %lu, neither root nor the plugin's "
+                             "user (uid %lu), who could swap what the plugin trusts under %s; "
+                             "chown it to root", shown, (unsigned long)st.st_uid,
+                             (unsigned long)geteuid(), real);
+            break;
+        }
+        if ((st.st_mode & 022) && (top || !(st.st_mode & S_ISVTX) || st.st_uid != 0)) {
+            rc = sfs_err_set(err, -EPERM, "%s: writable by group or others (mode %04o), who "
+                             "could swap what the plugin trusts under %s; chmod go-w it",
+                             shown, (unsigned)(st.st_mode & 07777), real);
+            break;
+        }
+        slash = strrchr(dir, '/');
+        if (!slash || !dir[0])
+            break;
+        *slash = '\0';
+        top = false;
+    }
+    free(dir);
+    return rc;
+}
+
+/* A directory of ours: created 0700 if missing, then held to check_trusted (an existing
+ * one keeps its mode).  One that others may look inside is reported. */
+static int private_dir(const char *path, struct sfs_err *err)
 {
     struct stat st;
+    char *real;
     int rc = make_dirs(path, 0700, err);
 
     if (rc < 0)
         return rc;
-    if (stat(path, &st) < 0)
+    real = realpath(path, NULL);
+    if (!real)
         return sfs_err_set(err, -errno, "%s: %s", path, strerror(errno));
-    if (strict && (st.st_mode & 022))
-        return sfs_err_set(err, -EPERM, "%s: writable by group or others (mode %04o); chmod "
-                           "700 it", path, (unsigned)(st.st_mode & 07777));
-    if (st.st_mode & 077)
+    rc = check_trusted(real, err);
+    if (rc == 0 && stat(real, &st) == 0 && (st.st_mode & 077))
         sfs_warn("%s: mode %04o lets others look inside; 0700 is enough for Docker", path,
                  (unsigned)(st.st_mode & 07777));
-    return 0;
+    free(real);
+    return rc;
 }
 
 static char *path_join(const char *dir, const char *name)
@@ -195,10 +259,12 @@ static void unescape_mountinfo(char *s)
     *o = '\0';
 }
 
-/* Whether something is mounted at `path`; then the topmost mount's type in fstype. */
-static bool mounted_at(const char *path, char *fstype, size_t size)
+/* Whether something is mounted at `path` in the mount table `mountinfo`; then the topmost
+ * mount's type in fstype and its device ("major:minor") in dev (either may be NULL). */
+static bool mounted_in(const char *mountinfo, const char *path, char *fstype, size_t size,
+                       char *dev, size_t dev_size)
 {
-    FILE *f = fopen("/proc/self/mountinfo", "re");
+    FILE *f = fopen(mountinfo, "re");
     char *line = NULL;
     size_t cap = 0;
     bool found = false;
@@ -206,29 +272,69 @@ static bool mounted_at(const char *path, char *fstype, size_t size)
     if (!f)
         return false;
     while (getline(&line, &cap, f) > 0) {
-        char *save = NULL, *field, *mnt = NULL, *type = NULL;
+        char *save = NULL, *field, *mnt = NULL, *type = NULL, *devno = NULL;
         int i;
 
         for (i = 0, field = strtok_r(line, " \n", &save); field;
              i++, field = strtok_r(NULL, " \n", &save)) {
-            if (i == 4)
+            if (i == 2)
+                devno = field;
+            else if (i == 4)
                 mnt = field;
             else if (mnt && strcmp(field, "-") == 0) {
                 type = strtok_r(NULL, " \n", &save);
                 break;
             }
         }
-        if (!mnt || !type)
+        if (!mnt || !type || !devno)
             continue;
         unescape_mountinfo(mnt);
         if (strcmp(mnt, path) == 0) {
             found = true;
-            snprintf(fstype, size, "%s", type);
+            if (fstype)
+                snprintf(fstype, size, "%s", type);
+            if (dev)
+                snprintf(dev, dev_size, "%s", devno);
         }
     }
     free(line);
     fclose(f);
     return found;
+}
+
+static bool mounted_at(const char *path, char *fstype, size_t size)
+{
+    return mounted_in("/proc/self/mountinfo", path, fstype, size, NULL, 0);
+}
+
+/* Whether the mount table `mountinfo` holds device `dev` anywhere but at `except`. */
+static bool table_holds(const char *mountinfo, const char *dev, const char *except)
+{
+    FILE *f = fopen(mountinfo, "re");
+    char *line = NULL;
+    size_t cap = 0, dev_len = strlen(dev);
+    bool held = false;
+
+    if (!f)
+        return false;
+    while (!held && getline(&line, &cap, f) > 0) {
+        char *p = line, *mnt;
+        size_t i;
+
+        for (i = 0; i < 2 && p; i++) /* mount ID, parent ID */
+            p = strchr(p, ' ') ? strchr(p, ' ') + 1 : NULL;
+        if (!p || strncmp(p, dev, dev_len) != 0 || p[dev_len] != ' ')
+            continue;
+        mnt = strchr(p + dev_len + 1, ' '); /* past the root field */
+        if (!mnt)
+            continue;
+        *strchrnul(++mnt, ' ') = '\0';
+        unescape_mountinfo(mnt);
+        held = !except || strcmp(mnt, except) != 0;
+    }
+    free(line);
+    fclose(f);
+    return held;
 }
 
 /* ---- children: `secretfs mount`, `secretfs reload`, fusermount3 ---- */
@@ -248,31 +354,19 @@ static void last_line(char *out, char *dst, size_t size)
     snprintf(dst, size, "%s", *start ? start : "(no message)");
 }
 
-/* Runs `path` (searched in PATH when it has no '/') with argv: stdin /dev/null, stdout and
- * stderr captured, no other descriptors, default signal dispositions, an empty mask.
- * Waits at most `timeout` seconds (then SIGKILL).  Returns the exit status (0-255), -ETIMEDOUT, -EINTR when it was
- * killed by a signal, or another -errno; `msg` gets the last line of its output. */
-static int run_child(const char *path, char *const argv[], double timeout, char *msg,
-                     size_t size)
+/* Starts `path` (searched in PATH when it has no '/') with argv: stdin /dev/null, stdout
+ * and stderr to mfd, no other descriptors, default signal dispositions, an empty mask. */
+static int spawn_child(const char *path, char *const argv[], int mfd, pid_t *pid, char *msg,
+                       size_t size)
 {
     static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1,
                                 SIGUSR2, SIGALRM};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, defaults;
-    char out[CHILD_OUTPUT_MAX];
-    double deadline;
-    ssize_t n;
-    pid_t pid;
     size_t i;
-    int mfd, status = 0, rc;
+    int rc;
 
-    msg[0] = '\0';
-    mfd = memfd_create("secretfs-child", MFD_CLOEXEC);
-    if (mfd < 0) {
-        snprintf(msg, size, "memfd_create: %s", strerror(errno));
-        return -errno;
-    }
     sigemptyset(&none);
     sigemptyset(&defaults);
     for (i = 0; i < sizeof reset / sizeof reset[0]; i++)
@@ -286,41 +380,97 @@ static int run_child(const char *path, char *const argv[], double timeout, char 
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    rc = posix_spawnp(&pid, path, &fa, &attr, argv, environ);
+    rc = posix_spawnp(pid, path, &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
+    if (rc != 0)
         snprintf(msg, size, "cannot run %s: %s", path, strerror(rc));
-        rc = -rc;
-        goto out_close;
-    }
-    deadline = now_s() + timeout;
+    return -rc;
+}
+
+/* Waits at most `timeout` seconds for the child (then SIGKILL). */
+static int wait_child(pid_t pid, double timeout, char *const argv[], int *status, char *msg,
+                      size_t size)
+{
+    double deadline = now_s() + timeout;
+
     for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
+        pid_t r = waitpid(pid, status, WNOHANG);
         if (r == pid)
-            break;
+            return 0;
         if (r < 0 && errno != EINTR) {
-            rc = -errno;
             snprintf(msg, size, "waitpid: %s", strerror(errno));
-            goto out_close;
+            return -errno;
         }
         if (now_s() > deadline) {
             kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
+            waitpid(pid, status, 0);
             snprintf(msg, size, "%s %s did not finish within %.0f s", argv[0], argv[1],
                      timeout);
-            rc = -ETIMEDOUT;
-            goto out_close;
+            return -ETIMEDOUT;
         }
         nap_ms(5);
     }
+}
+
+/* The whole of what the child wrote to mfd, malloc'd and NUL-terminated, or NULL. */
+static char *child_output(int mfd)
+{
+    off_t end = lseek(mfd, 0, SEEK_END);
+    char *buf = end >= 0 ? malloc((size_t)end + 1) : NULL;
+    ssize_t n = buf ? pread(mfd, buf, (size_t)end, 0) : -1;
+
+    if (n < 0 || n != end) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Runs a child (see spawn_child) for at most `timeout` seconds.  Returns the exit status
+ * (0-255), -ETIMEDOUT, -EINTR when it was killed by a signal, or another -errno; `msg`
+ * gets the last line of its output, and *output (when not NULL) all of it, malloc'd
+ * (NULL on failure). */
+static int run_child_output(const char *path, char *const argv[], double timeout,
+                            char **output, char *msg, size_t size)
+{
+    char out[CHILD_OUTPUT_MAX];
+    ssize_t n;
+    pid_t pid;
+    int mfd, status = 0, rc;
+
+    msg[0] = '\0';
+    if (output)
+        *output = NULL;
+    mfd = memfd_create("secretfs-child", MFD_CLOEXEC);
+    if (mfd < 0) {
+        snprintf(msg, size, "memfd_create: %s", strerror(errno));
+        return -errno;
+    }
+    rc = spawn_child(path, argv, mfd, &pid, msg, size);
+    if (rc < 0)
+        goto out_close;
+    rc = wait_child(pid, timeout, argv, &status, msg, size);
+    if (rc < 0)
+        goto out_close;
     n = pread(mfd, out, sizeof out - 1, 0);
     out[n > 0 ? n : 0] = '\0';
     last_line(out, msg, size);
     rc = WIFEXITED(status) ? WEXITSTATUS(status) : -EINTR;
+    if (output && rc == 0 && !(*output = child_output(mfd))) {
+        snprintf(msg, size, "out of memory");
+        rc = -ENOMEM;
+    }
 out_close:
     close(mfd);
     return rc;
+}
+
+static int run_child(const char *path, char *const argv[], double timeout, char *msg,
+                     size_t size)
+{
+    return run_child_output(path, argv, timeout, NULL, msg, size);
 }
 
 /* argv for `secretfs CMD` with the plugin's --config/--store/--key-file first. */
@@ -347,19 +497,42 @@ static size_t base_argv(struct plugin *p, const char *cmd, char **argv)
 
 /* ---- the ops ---- */
 
+/* Creates VOLUMES/NAME relative to the volumes directory's descriptor (mkdirat, then
+ * openat with O_NOFOLLOW), so no name swapped above or at it can make the plugin create
+ * or accept a mountpoint elsewhere; it must be a directory of the plugin's user. */
+static int mountpoint_dir(struct plugin *p, const struct sfs_docker_volume *v,
+                          struct sfs_err *err)
+{
+    struct stat st;
+    int fd, rc = 0;
+
+    if (mkdirat(p->vols_fd, v->name, 0700) < 0 && errno != EEXIST)
+        return sfs_err_set(err, -errno, "%s: cannot create the mountpoint: %s",
+                           v->mountpoint, strerror(errno));
+    fd = openat(p->vols_fd, v->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return sfs_err_set(err, errno == ELOOP ? -ENOTDIR : -errno, "%s: %s", v->mountpoint,
+                           errno == ELOOP || errno == ENOTDIR ? "not a directory (a symlink "
+                           "or a file is there); remove it" : strerror(errno));
+    if (fstat(fd, &st) < 0)
+        rc = sfs_err_set(err, -errno, "%s: %s", v->mountpoint, strerror(errno));
+    else if (st.st_uid != geteuid())
+        rc = sfs_err_set(err, -EPERM, "%s: owned by uid %lu, not the plugin's user; remove it",
+                         v->mountpoint, (unsigned long)st.st_uid);
+    close(fd);
+    return rc;
+}
+
 static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)
 {
     struct plugin *p = ctx;
     char *argv[20], opts[160], msg[SFS_ERR_MAX];
-    struct stat st;
     size_t n;
     int rc;
 
-    if (mkdir(v->mountpoint, 0700) < 0 && errno != EEXIST)
-        return sfs_err_set(err, -errno, "%s: cannot create the mountpoint: %s",
-                           v->mountpoint, strerror(errno));
-    if (lstat(v->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode))
-        return sfs_err_set(err, -ENOTDIR, "%s: not a directory", v->mountpoint);
+    rc = mountpoint_dir(p, v, err);
+    if (rc < 0)
+        return rc;
     snprintf(opts, sizeof opts, "cache=%s,uid=%lu,gid=%lu,mode=%04o,allow_other",
              v->cache_none ? "none" : "kernel", (unsigned long)v->uid, (unsigned long)v->gid,
              (unsigned)v->mode);
@@ -509,10 +682,97 @@ out_close:
     return rc;
 }
 
+/* The store's names, from `secretfs list --json` (names and sizes, never values). */
+static int op_store_names(void *ctx, char **names, struct sfs_err *err)
+{
+    struct plugin *p = ctx;
+    char *argv[12], msg[SFS_ERR_MAX], *out = NULL, *list = NULL;
+    size_t n = base_argv(p, "list", argv), len = 0, i;
+    json_error_t jerr;
+    json_t *arr = NULL;
+    int rc;
+
+    argv[n++] = "--json";
+    argv[n] = NULL;
+    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, &out, msg, sizeof msg);
+    if (rc != 0) {
+        rc = sfs_err_set(err, rc < 0 ? rc : -EIO, "cannot list the store: %s", msg);
+        goto out;
+    }
+    arr = json_loads(out, 0, &jerr);
+    list = calloc(1, json_is_array(arr) ? strlen(out) + 1 : 1);
+    if (!json_is_array(arr) || !list) {
+        rc = sfs_err_set(err, list ? -EIO : -ENOMEM, "cannot list the store: %s",
+                         list ? "secretfs list --json printed no list" : "out of memory");
+        goto out;
+    }
+    for (i = 0; i < json_array_size(arr); i++) {
+        const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
+        if (name)
+            len += (size_t)sprintf(list + len, "%s\n", name); /* fits: they came from out */
+    }
+    *names = list;
+    list = NULL;
+out:
+    json_decref(arr);
+    free(list);
+    free(out);
+    return rc;
+}
+
+#define MAX_SEEN_NS 1024
+
+/* A container holds the volume when its mount's device appears in some mount table other
+ * than at the volume's own mountpoint (containers live in mount namespaces of their own,
+ * seen through /proc): 1 held, 0 not.  As PID 1 (a managed plugin in a pid namespace of
+ * its own) the plugin cannot see containers: -1. */
+static int op_held(void *ctx, const struct sfs_docker_volume *v)
+{
+    char dev[32], path[64];
+    ino_t seen[MAX_SEEN_NS];
+    size_t n_seen = 0, i;
+    struct stat self, ns;
+    struct dirent *de;
+    bool held = false;
+    DIR *d;
+
+    (void)ctx;
+    if (getpid() == 1)
+        return -1;
+    if (!mounted_in("/proc/self/mountinfo", v->mountpoint, NULL, 0, dev, sizeof dev))
+        return 0;
+    if (table_holds("/proc/self/mountinfo", dev, v->mountpoint))
+        return 1;
+    d = opendir("/proc");
+    if (!d || stat("/proc/self/ns/mnt", &self) < 0) {
+        if (d)
+            closedir(d);
+        return -1;
+    }
+    while (!held && (de = readdir(d))) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%.20s/ns/mnt", de->d_name);
+        if (stat(path, &ns) < 0 || ns.st_ino == self.st_ino)
+            continue;
+        for (i = 0; i < n_seen && seen[i] != ns.st_ino; i++)
+            ;
+        if (i < n_seen)
+            continue;
+        if (n_seen < MAX_SEEN_NS)
+            seen[n_seen++] = ns.st_ino;
+        snprintf(path, sizeof path, "/proc/%.20s/mountinfo", de->d_name);
+        held = table_holds(path, dev, v->mountpoint);
+    }
+    closedir(d);
+    return held ? 1 : 0;
+}
+
 static void op_removed(void *ctx, const struct sfs_docker_volume *v)
 {
-    (void)ctx;
-    if (rmdir(v->mountpoint) < 0 && errno != ENOENT)
+    struct plugin *p = ctx;
+
+    if (unlinkat(p->vols_fd, v->name, AT_REMOVEDIR) < 0 && errno != ENOENT)
         sfs_warn("volume %s: cannot remove %s: %s", v->name, v->mountpoint, strerror(errno));
     sfs_info("volume %s: removed", v->name);
 }
@@ -604,10 +864,10 @@ static int open_state(struct plugin *p, struct sfs_err *err)
     char *lock_path, *abs;
     int rc;
 
-    rc = private_dir(p->o->state_dir, true, err);
+    rc = private_dir(p->o->state_dir, err);
     if (rc < 0)
         return rc;
-    rc = private_dir(p->o->volumes_dir, false, err);
+    rc = private_dir(p->o->volumes_dir, err);
     if (rc < 0)
         return rc;
     abs = realpath(p->o->volumes_dir, NULL);
@@ -619,6 +879,11 @@ static int open_state(struct plugin *p, struct sfs_err *err)
         return sfs_err_set(err, -ENOMEM, "out of memory");
     }
     p->volumes_dir = abs;
+    p->vols_fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (p->vols_fd < 0) {
+        free(lock_path);
+        return sfs_err_set(err, -errno, "%s: %s", abs, strerror(errno));
+    }
     p->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (p->lock_fd < 0)
         rc = sfs_err_set(err, -errno, "%s: %s", lock_path, strerror(errno));
@@ -630,16 +895,72 @@ static int open_state(struct plugin *p, struct sfs_err *err)
     return rc;
 }
 
+/* SIGHUP: every mounted volume reloads. */
+static void reload_all(struct plugin *p)
+{
+    int failed;
+
+    pthread_mutex_lock(&p->lock);
+    sfs_info("SIGHUP: reloading %zu mounted volume%s", sfs_docker_api_mounted(p->api),
+             sfs_docker_api_mounted(p->api) == 1 ? "" : "s");
+    failed = sfs_docker_api_reload_all(p->api);
+    pthread_mutex_unlock(&p->lock);
+    if (failed)
+        sfs_warn("SIGHUP: %d volume%s kept serving the previous secrets", failed,
+                 failed == 1 ? "" : "s");
+}
+
+/* Waits for signals until SIGTERM or SIGINT; reaps children every second. */
+static void serve_signals(struct plugin *p, const sigset_t *sigs)
+{
+    for (;;) {
+        struct timespec tick = {1, 0};
+        siginfo_t info;
+        int sig = sigtimedwait(sigs, &info, &tick);
+
+        if (sig == SIGTERM || sig == SIGINT) {
+            sfs_info("stopping on signal %d; mounts keep serving until Docker unmounts them",
+                     sig);
+            return;
+        }
+        if (sig == SIGHUP)
+            reload_all(p);
+        reap(p);
+    }
+}
+
+/* The state directory, the table and restart recovery: everything before serving. */
+static int load_and_recover(struct plugin *p, const struct sfs_docker_ops *ops,
+                            struct sfs_err *err)
+{
+    int rc = open_state(p, err), failed;
+
+    if (rc < 0)
+        return rc;
+    p->api = sfs_docker_api_new(p->volumes_dir, ops, geteuid(), getegid());
+    if (!p->api)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    rc = read_state(p, err);
+    if (rc < 0 || sfs_docker_api_volumes(p->api) == 0)
+        return rc;
+    failed = sfs_docker_api_recover(p->api);
+    sfs_info("%zu volume%s defined, %zu mounted%s", sfs_docker_api_volumes(p->api),
+             sfs_docker_api_volumes(p->api) == 1 ? "" : "s", sfs_docker_api_mounted(p->api),
+             failed ? " (see the warnings above)" : "");
+    return 0;
+}
+
 int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err *err)
 {
-    struct plugin p = {.o = o, .lock_fd = -1};
+    struct plugin p = {.o = o, .lock_fd = -1, .vols_fd = -1};
     struct sfs_docker_ops ops = {
         .ctx = &p, .mount = op_mount, .unmount = op_unmount, .reload = op_reload,
         .probe = op_probe, .save = op_save, .removed = op_removed,
+        .store_names = op_store_names, .held = op_held,
     };
     struct sfs_http *http = NULL;
     sigset_t sigs;
-    int rc, sig;
+    int rc;
 
     ensure_stdio();
     sigemptyset(&sigs);
@@ -654,58 +975,25 @@ int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         sfs_warn("cannot become a child subreaper: %s", strerror(errno));
 
-    rc = open_state(&p, err);
+    rc = load_and_recover(&p, &ops, err);
     if (rc < 0)
         goto out;
-    p.api = sfs_docker_api_new(p.volumes_dir, &ops, geteuid(), getegid());
-    if (!p.api) {
-        rc = sfs_err_set(err, -ENOMEM, "out of memory");
-        goto out;
-    }
-    rc = read_state(&p, err);
+    rc = o->listen_fd >= 0 ? 0 : make_dirs_of(o->socket_path, err);
     if (rc < 0)
         goto out;
-    if (sfs_docker_api_volumes(p.api) > 0) {
-        int failed = sfs_docker_api_recover(p.api);
-        sfs_info("%zu volume%s defined, %zu mounted%s", sfs_docker_api_volumes(p.api),
-                 sfs_docker_api_volumes(p.api) == 1 ? "" : "s", sfs_docker_api_mounted(p.api),
-                 failed ? " (see the warnings above)" : "");
-    }
-    rc = sfs_http_start(o->socket_path, 0600, handle, &p, &http, err);
+    rc = sfs_http_start(o->socket_path, o->listen_fd, 0600, handle, &p, &http, err);
     if (rc < 0)
         goto out;
-    sfs_info("serving the Docker volume plugin API on %s (volumes in %s)", o->socket_path,
-             p.volumes_dir);
-    for (;;) {
-        struct timespec tick = {1, 0};
-        siginfo_t info;
-
-        sig = sigtimedwait(&sigs, &info, &tick);
-        if (sig == SIGTERM || sig == SIGINT) {
-            sfs_info("stopping on signal %d; mounts keep serving until Docker unmounts them",
-                     sig);
-            break;
-        }
-        if (sig == SIGHUP) {
-            int failed;
-
-            pthread_mutex_lock(&p.lock);
-            sfs_info("SIGHUP: reloading %zu mounted volume%s", sfs_docker_api_mounted(p.api),
-                     sfs_docker_api_mounted(p.api) == 1 ? "" : "s");
-            failed = sfs_docker_api_reload_all(p.api);
-            pthread_mutex_unlock(&p.lock);
-            if (failed)
-                sfs_warn("SIGHUP: %d volume%s kept serving the previous secrets", failed,
-                         failed == 1 ? "" : "s");
-        }
-        reap(&p);
-    }
-    rc = 0;
+    sfs_info("serving the Docker volume plugin API on %s%s (volumes in %s)", o->socket_path,
+             o->listen_fd >= 0 ? " (socket from systemd)" : "", p.volumes_dir);
+    serve_signals(&p, &sigs);
 out:
     sfs_http_stop(http);
     sfs_docker_api_free(p.api);
     if (p.lock_fd >= 0)
         close(p.lock_fd);
+    if (p.vols_fd >= 0)
+        close(p.vols_fd);
     free(p.state_file);
     free(p.volumes_dir);
     pthread_mutex_destroy(&p.lock);

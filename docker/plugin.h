@@ -70,6 +70,15 @@ struct sfs_docker_ops {
     int (*save)(void *ctx, const char *json, size_t len, struct sfs_err *err);
     /* The volume was removed: forget its mountpoint directory.  Cannot fail. */
     void (*removed)(void *ctx, const struct sfs_docker_volume *v);
+    /* The names the store holds now (names only, never values), newline separated, into
+     * *names (malloc'd, the caller frees it).  NULL callback: every name is there. */
+    int (*store_names)(void *ctx, char **names, struct sfs_err *err);
+    /* Whether something other than v->mountpoint itself holds the volume's mount (a
+     * container's bind of it, in any mount namespace): 1 held, 0 not (no container can
+     * use it, so references left over are stale), -1 cannot tell.  NULL callback: -1.
+     * Remove refuses only a volume known to be held (dockerd checked it is unused);
+     * recovery drops references only of one known not to be. */
+    int (*held)(void *ctx, const struct sfs_docker_volume *v);
 };
 
 typedef struct sfs_docker_api sfs_docker_api;
@@ -111,9 +120,10 @@ char *sfs_docker_api_dump(const sfs_docker_api *api, size_t *len);
 int sfs_docker_api_handle(sfs_docker_api *api, const char *endpoint, const void *body,
                           size_t len, struct sfs_docker_reply *reply);
 
-/* After a (re)start, for each volume: mounts that Docker still holds (references > 0)
- * are adopted when live, else (stale or missing) unmounted and mounted again; mounts
- * nobody holds are unmounted.  A volume that cannot be mounted stays unmounted with its
+/* After a (re)start, for each volume: references that no container can hold (ops.held is
+ * false: Docker died without Unmount) are dropped as stale; mounts that Docker still
+ * holds (references > 0) are adopted when live, else (stale or missing) unmounted and
+ * mounted again; mounts nobody holds are unmounted.  A volume that cannot be mounted stays unmounted with its
  * references (a later Mount retries).  Logs each action; returns how many failed. */
 int sfs_docker_api_recover(sfs_docker_api *api);
 
@@ -133,6 +143,7 @@ bool sfs_docker_volume_name_valid(const char *name);
 
 struct sfs_docker_plugin_opts {
     const char *socket_path;  /* the unix socket Docker connects to */
+    int listen_fd;            /* a listening socket from systemd (socket activation), or -1 */
     const char *state_dir;    /* volumes.json and the lock; created 0700 */
     const char *volumes_dir;  /* mountpoints; created 0700 */
     const char *exe;          /* the secretfs binary for mount/reload children */

@@ -10,7 +10,7 @@
 #include "secrets/names.h"
 
 #define UID_MAX_VALUE 4294967294UL /* (uid_t)-1 means "unchanged" to the kernel */
-#define KNOWN_OPTIONS "secrets, uid, gid, mode, cache"
+#define KNOWN_OPTIONS "secrets, optional, uid, gid, mode, cache"
 
 void sfs_vol_printable(char *dst, size_t size, const char *s, size_t max)
 {
@@ -54,14 +54,10 @@ static const char *shown_key(const char *key, char *buf, size_t size)
 static int list_add_unique(char **out, size_t *len, size_t *count, const char *name,
                            size_t name_len)
 {
-    char *grown, *p = *out;
+    char *grown;
 
-    while (p && *p) {
-        size_t n = strcspn(p, ",");
-        if (n == name_len && memcmp(p, name, n) == 0)
-            return 0;
-        p += n + (p[n] == ',');
-    }
+    if (sfs_vol_list_has(*out, name, name_len))
+        return 0;
     grown = realloc(*out, *len + name_len + 2);
     if (!grown)
         return -ENOMEM;
@@ -75,7 +71,9 @@ static int list_add_unique(char **out, size_t *len, size_t *count, const char *n
     return 0;
 }
 
-static int parse_secrets(const char *s, char **out, struct sfs_err *err)
+/* A comma separated list of secret names for option `opt` (secrets=, optional=): each
+ * valid, spaces around names ignored, repeats dropped; *out malloc'd. */
+static int parse_names(const char *opt, const char *s, char **out, struct sfs_err *err)
 {
     char name[SFS_NAME_MAX + 1];
     const char *why, *p = s;
@@ -84,8 +82,8 @@ static int parse_secrets(const char *s, char **out, struct sfs_err *err)
 
     *out = NULL;
     if (strspn(s, " \t") == strlen(s))
-        return sfs_err_set(err, -EINVAL, "option secrets: empty; name at least one secret, "
-                           "or leave the option out to serve every secret");
+        return sfs_err_set(err, -EINVAL, "option %s: empty; name at least one secret, "
+                           "or leave the option out", opt);
     for (;;) {
         size_t n = strcspn(p, ","), b = 0, e = n;
 
@@ -95,18 +93,18 @@ static int parse_secrets(const char *s, char **out, struct sfs_err *err)
         while (e > b && (p[e - 1] == ' ' || p[e - 1] == '\t'))
             e--;
         if (e == b) {
-            rc = sfs_err_set(err, -EINVAL, "option secrets: entry %zu is empty", entry);
+            rc = sfs_err_set(err, -EINVAL, "option %s: entry %zu is empty", opt, entry);
             goto out;
         }
         if (e - b > SFS_NAME_MAX) {
-            rc = sfs_err_set(err, -EINVAL, "option secrets: entry %zu is longer than %d bytes",
-                             entry, SFS_NAME_MAX);
+            rc = sfs_err_set(err, -EINVAL, "option %s: entry %zu is longer than %d bytes",
+                             opt, entry, SFS_NAME_MAX);
             goto out;
         }
         memcpy(name, p + b, e - b);
         name[e - b] = '\0';
         if (!sfs_name_valid(name, &why)) {
-            rc = sfs_err_set(err, -EINVAL, "option secrets: entry %zu %s", entry, why);
+            rc = sfs_err_set(err, -EINVAL, "option %s: entry %zu %s", opt, entry, why);
             goto out;
         }
         rc = list_add_unique(out, &len, &count, name, e - b);
@@ -115,7 +113,7 @@ static int parse_secrets(const char *s, char **out, struct sfs_err *err)
             goto out;
         }
         if (count > SFS_DOCKER_MAX_SECRETS) {
-            rc = sfs_err_set(err, -EINVAL, "option secrets: more than %d names",
+            rc = sfs_err_set(err, -EINVAL, "option %s: more than %d names", opt,
                              SFS_DOCKER_MAX_SECRETS);
             goto out;
         }
@@ -167,9 +165,48 @@ static bool parse_octal_mode(const char *s, mode_t *out)
     return true;
 }
 
+bool sfs_vol_list_has(const char *list, const char *name, size_t name_len)
+{
+    const char *p = list;
+
+    while (p && *p) {
+        size_t n = strcspn(p, ",");
+        if (n == name_len && memcmp(p, name, n) == 0)
+            return true;
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
+void sfs_vol_def_clear(struct sfs_vol_def *def)
+{
+    free(def->secrets);
+    free(def->optional);
+    def->secrets = def->optional = NULL;
+}
+
+/* Every optional= name must be one of secrets= (else it is a typo of its own). */
+static int check_optional(const struct sfs_vol_def *def, struct sfs_err *err)
+{
+    const char *p = def->optional;
+
+    if (p && !def->secrets)
+        return sfs_err_set(err, -EINVAL, "option optional: only with secrets= (without it "
+                           "the volume serves whatever the store holds)");
+    while (p && *p) {
+        size_t n = strcspn(p, ",");
+        if (!sfs_vol_list_has(def->secrets, p, n))
+            return sfs_err_set(err, -EINVAL, "option optional: %.*s is not one of secrets=; "
+                               "list it there too", (int)n, p);
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
 static void def_defaults(struct sfs_vol_def *def, uid_t uid, gid_t gid)
 {
     def->secrets = NULL;
+    def->optional = NULL;
     def->uid = uid;
     def->gid = gid;
     def->mode = 0400;
@@ -200,7 +237,10 @@ int sfs_vol_parse_opts(json_t *opts, uid_t default_uid, gid_t default_gid,
         }
         if (strcmp(key, "secrets") == 0) {
             free(def->secrets);
-            rc = parse_secrets(s, &def->secrets, err);
+            rc = parse_names("secrets", s, &def->secrets, err);
+        } else if (strcmp(key, "optional") == 0) {
+            free(def->optional);
+            rc = parse_names("optional", s, &def->optional, err);
         } else if (strcmp(key, "uid") == 0) {
             if (parse_decimal(s, UID_MAX_VALUE, &n))
                 def->uid = (uid_t)n;
@@ -229,16 +269,18 @@ int sfs_vol_parse_opts(json_t *opts, uid_t default_uid, gid_t default_gid,
         if (rc < 0)
             break;
     }
-    if (rc < 0) {
-        free(def->secrets);
-        def->secrets = NULL;
-    }
+    if (rc == 0)
+        rc = check_optional(def, err);
+    if (rc < 0)
+        sfs_vol_def_clear(def);
     return rc;
 }
 
 bool sfs_vol_def_equal(const struct sfs_vol_def *a, const struct sfs_vol_def *b)
 {
     if (!a->secrets != !b->secrets || (a->secrets && strcmp(a->secrets, b->secrets) != 0))
+        return false;
+    if (!a->optional != !b->optional || (a->optional && strcmp(a->optional, b->optional) != 0))
         return false;
     return a->uid == b->uid && a->gid == b->gid && a->mode == b->mode &&
            a->cache_none == b->cache_none;
@@ -270,12 +312,11 @@ struct sfs_vol *sfs_vol_new(const char *volumes_dir, const char *name, struct sf
     snprintf(v->mountpoint, len, "%s/%s", volumes_dir, name);
     snprintf(v->created, sizeof v->created, "%s", created);
     v->def = *def;
-    def->secrets = NULL;
+    def->secrets = def->optional = NULL;
     vol_sync_pub(v);
     return v;
 out_fail:
-    free(def->secrets);
-    def->secrets = NULL;
+    sfs_vol_def_clear(def);
     if (v) {
         free(v->name);
         free(v->mountpoint);
@@ -293,7 +334,7 @@ void sfs_vol_free(struct sfs_vol *v)
     for (i = 0; i < v->n_refs; i++)
         free(v->refs[i].id);
     free(v->refs);
-    free(v->def.secrets);
+    sfs_vol_def_clear(&v->def);
     free(v->name);
     free(v->mountpoint);
     free(v);
@@ -463,6 +504,8 @@ static json_t *vol_to_json(const struct sfs_vol *v)
         bad |= json_object_set_new(o, "name", json_string(v->name)) |
                json_object_set_new(o, "secrets", v->def.secrets ? json_string(v->def.secrets)
                                                                 : json_null()) |
+               (v->def.optional ? json_object_set_new(o, "optional",
+                                                      json_string(v->def.optional)) : 0) |
                json_object_set_new(o, "uid", json_integer(v->def.uid)) |
                json_object_set_new(o, "gid", json_integer(v->def.gid)) |
                json_object_set_new(o, "mode", json_string(mode)) |
@@ -497,17 +540,84 @@ json_t *sfs_vol_table_to_json(const struct sfs_vol_table *t)
     return root;
 }
 
-static int field_uid(json_t *o, const char *key, unsigned long *out)
+/* The state file's fields, one reader each: each says what is wrong with its own field.
+ * They return 0 or -EINVAL (-ENOMEM) with err naming the volume and the field. */
+
+static const char *const vol_keys[] = {"name", "secrets", "optional", "uid", "gid", "mode",
+                                       "cache", "created", "mounts"};
+
+static int check_keys(json_t *o, size_t index, struct sfs_err *err)
+{
+    const char *key;
+    json_t *val;
+    char shown[80];
+    size_t i;
+
+    if (!json_is_object(o))
+        return sfs_err_set(err, -EINVAL, "volume #%zu is not an object", index + 1);
+    json_object_foreach(o, key, val) {
+        for (i = 0; i < sizeof vol_keys / sizeof vol_keys[0]; i++)
+            if (strcmp(key, vol_keys[i]) == 0)
+                break;
+        if (i == sizeof vol_keys / sizeof vol_keys[0])
+            return sfs_err_set(err, -EINVAL, "volume #%zu: unknown field %s", index + 1,
+                               shown_key(key, shown, sizeof shown));
+    }
+    return 0;
+}
+
+/* "secrets" (required: a list or null) and "optional" (absent, null or a list). */
+static int field_names(json_t *o, const char *name, const char *key, bool required,
+                       char **out, struct sfs_err *err)
 {
     json_t *v = json_object_get(o, key);
-    json_int_t n;
+    int rc;
 
-    if (!json_is_integer(v))
-        return -EINVAL;
-    n = json_integer_value(v);
+    *out = NULL;
+    if (!v && required)
+        return sfs_err_set(err, -EINVAL, "volume %s: field %s is missing", name, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return sfs_err_set(err, -EINVAL, "volume %s: field %s must be a string or null",
+                           name, key);
+    rc = parse_names(key, json_string_value(v), out, err);
+    if (rc < 0)
+        sfs_err_prefix(err, "volume %s", name);
+    return rc;
+}
+
+static int field_id(json_t *o, const char *name, const char *key, unsigned long *out,
+                    struct sfs_err *err)
+{
+    json_t *v = json_object_get(o, key);
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
+
     if (n < 0 || (unsigned long long)n > UID_MAX_VALUE)
-        return -EINVAL;
+        return sfs_err_set(err, -EINVAL, "volume %s: field %s must be a number from 0 to %lu",
+                           name, key, UID_MAX_VALUE);
     *out = (unsigned long)n;
+    return 0;
+}
+
+static int field_mode(json_t *o, const char *name, mode_t *out, struct sfs_err *err)
+{
+    const char *mode = json_string_value(json_object_get(o, "mode"));
+
+    if (!mode || !parse_octal_mode(mode, out))
+        return sfs_err_set(err, -EINVAL, "volume %s: field mode must be octal permission bits "
+                           "as a string, such as \"0440\"", name);
+    return 0;
+}
+
+static int field_cache(json_t *o, const char *name, bool *none, struct sfs_err *err)
+{
+    const char *cache = json_string_value(json_object_get(o, "cache"));
+
+    if (!cache || (strcmp(cache, "kernel") != 0 && strcmp(cache, "none") != 0))
+        return sfs_err_set(err, -EINVAL, "volume %s: field cache must be \"kernel\" or "
+                           "\"none\"", name);
+    *none = strcmp(cache, "none") == 0;
     return 0;
 }
 
@@ -523,94 +633,85 @@ static bool created_valid(const char *s)
     return true;
 }
 
+static int field_created(json_t *o, const char *name, const char **out, struct sfs_err *err)
+{
+    *out = json_string_value(json_object_get(o, "created"));
+    if (!*out || !created_valid(*out))
+        return sfs_err_set(err, -EINVAL, "volume %s: field created must be a timestamp "
+                           "string", name);
+    return 0;
+}
+
+/* "mounts": {"ID": COUNT, ...} into v's references. */
+static int field_mounts(json_t *o, struct sfs_vol *v, struct sfs_err *err)
+{
+    json_t *mounts = json_object_get(o, "mounts"), *val;
+    const char *key;
+
+    if (!json_is_object(mounts))
+        return sfs_err_set(err, -EINVAL, "volume %s: field mounts must be an object",
+                           v->name);
+    json_object_foreach(mounts, key, val) {
+        json_int_t count = json_is_integer(val) ? json_integer_value(val) : 0, k;
+
+        if (!sfs_vol_id_valid(key, strlen(key)))
+            return sfs_err_set(err, -EINVAL, "volume %s: field mounts: an invalid mount ID",
+                               v->name);
+        if (count < 1 || count > SFS_DOCKER_MAX_ID_COUNT)
+            return sfs_err_set(err, -EINVAL, "volume %s: field mounts: a count must be a "
+                               "number from 1 to %d", v->name, SFS_DOCKER_MAX_ID_COUNT);
+        for (k = 0; k < count; k++) {
+            int r = sfs_vol_ref_add(v, key);
+            if (r < 0)
+                return sfs_err_set(err, r, "volume %s: %s", v->name,
+                                   r == -ENOMEM ? "out of memory" : "too many mount IDs");
+        }
+    }
+    return 0;
+}
+
 static int vol_from_json(json_t *o, size_t index, const char *volumes_dir, struct sfs_vol **out,
                          struct sfs_err *err)
 {
-    static const char *const keys[] = {"name", "secrets", "uid", "gid", "mode", "cache",
-                                       "created", "mounts"};
     struct sfs_vol_def def;
-    const char *name, *mode, *cache, *created, *key;
-    json_t *secrets, *mounts, *val;
+    const char *name, *created;
     unsigned long uid, gid;
     struct sfs_vol *v = NULL;
-    char shown[80];
-    size_t i;
-    int rc = -EINVAL;
+    int rc;
 
     def_defaults(&def, 0, 0);
     *out = NULL;
-    if (!json_is_object(o)) {
-        sfs_err_set(err, rc, "volume #%zu is not an object", index + 1);
+    rc = check_keys(o, index, err);
+    if (rc < 0)
         goto out;
-    }
-    json_object_foreach(o, key, val) {
-        for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
-            if (strcmp(key, keys[i]) == 0)
-                break;
-        if (i == sizeof keys / sizeof keys[0]) {
-            sfs_err_set(err, rc, "volume #%zu: unknown field %s", index + 1,
-                        shown_key(key, shown, sizeof shown));
-            goto out;
-        }
-    }
     name = json_string_value(json_object_get(o, "name"));
     if (!name || !sfs_docker_volume_name_valid(name)) {
-        sfs_err_set(err, rc, "volume #%zu: missing or invalid name", index + 1);
+        rc = sfs_err_set(err, -EINVAL, "volume #%zu: field name is missing or not a volume "
+                         "name", index + 1);
         goto out;
     }
-    secrets = json_object_get(o, "secrets");
-    mode = json_string_value(json_object_get(o, "mode"));
-    cache = json_string_value(json_object_get(o, "cache"));
-    created = json_string_value(json_object_get(o, "created"));
-    mounts = json_object_get(o, "mounts");
-    if (!secrets || (!json_is_null(secrets) && !json_is_string(secrets)) ||
-        field_uid(o, "uid", &uid) < 0 || field_uid(o, "gid", &gid) < 0 || !mode ||
-        !parse_octal_mode(mode, &def.mode) || !cache ||
-        (strcmp(cache, "kernel") != 0 && strcmp(cache, "none") != 0) || !created ||
-        !created_valid(created) || !json_is_object(mounts)) {
-        sfs_err_set(err, rc, "volume %s: a field is missing or invalid (secrets, uid, gid, "
-                    "mode, cache, created, mounts)", name);
+    if ((rc = field_names(o, name, "secrets", true, &def.secrets, err)) < 0 ||
+        (rc = field_names(o, name, "optional", false, &def.optional, err)) < 0 ||
+        (rc = check_optional(&def, err)) < 0 || (rc = field_id(o, name, "uid", &uid, err)) < 0 ||
+        (rc = field_id(o, name, "gid", &gid, err)) < 0 ||
+        (rc = field_mode(o, name, &def.mode, err)) < 0 ||
+        (rc = field_cache(o, name, &def.cache_none, err)) < 0 ||
+        (rc = field_created(o, name, &created, err)) < 0)
         goto out;
-    }
-    if (json_is_string(secrets)) {
-        rc = parse_secrets(json_string_value(secrets), &def.secrets, err);
-        if (rc < 0) {
-            sfs_err_prefix(err, "volume %s", name);
-            goto out;
-        }
-        rc = -EINVAL;
-    }
     def.uid = (uid_t)uid;
     def.gid = (gid_t)gid;
-    def.cache_none = strcmp(cache, "none") == 0;
     v = sfs_vol_new(volumes_dir, name, &def, created);
     if (!v) {
         rc = sfs_err_set(err, -ENOMEM, "out of memory");
         goto out;
     }
-    json_object_foreach(mounts, key, val) {
-        json_int_t count = json_is_integer(val) ? json_integer_value(val) : 0;
-        json_int_t k;
-
-        if (!sfs_vol_id_valid(key, strlen(key)) || count < 1 ||
-            count > SFS_DOCKER_MAX_ID_COUNT) {
-            sfs_err_set(err, rc, "volume %s: invalid mount ID or count", name);
-            goto out;
-        }
-        for (k = 0; k < count; k++) {
-            int r = sfs_vol_ref_add(v, key);
-            if (r < 0) {
-                rc = sfs_err_set(err, r, "volume %s: %s", name,
-                                 r == -ENOMEM ? "out of memory" : "too many mount IDs");
-                goto out;
-            }
-        }
-    }
+    rc = field_mounts(o, v, err);
+    if (rc < 0)
+        goto out;
     *out = v;
     v = NULL;
-    rc = 0;
 out:
-    free(def.secrets);
+    sfs_vol_def_clear(&def);
     sfs_vol_free(v);
     return rc;
 }

@@ -17,6 +17,7 @@
 /* What a volume's options ask for. */
 struct sfs_vol_def {
     char *secrets;    /* "A,B" (validated, duplicates dropped), or NULL: every secret */
+    char *optional;   /* names of `secrets` the store may lack ("A"), or NULL: none */
     uid_t uid;
     gid_t gid;
     mode_t mode;
@@ -46,14 +47,21 @@ struct sfs_vol_table {
 
 /* Parses Docker's Opts (NULL, JSON null or an object of strings) into def, starting from
  * the defaults (every secret, default_uid/default_gid, 0400, cache=kernel).  An unknown
- * option or a bad value is -EINVAL with err naming the option and never quoting a value.
- * On success def->secrets is malloc'd (the caller frees it, or hands it to sfs_vol_new). */
+ * option or a bad value is -EINVAL with err naming the option and never quoting a value;
+ * so is an optional= name that secrets= does not list.  On success def's strings are
+ * malloc'd (the caller frees them with sfs_vol_def_clear, or hands them to sfs_vol_new). */
 int sfs_vol_parse_opts(json_t *opts, uid_t default_uid, gid_t default_gid,
                        struct sfs_vol_def *def, struct sfs_err *err);
 
+/* Frees def's strings and sets them NULL. */
+void sfs_vol_def_clear(struct sfs_vol_def *def);
+
+/* True when the comma separated `list` holds `name` exactly (list may be NULL). */
+bool sfs_vol_list_has(const char *list, const char *name, size_t name_len);
+
 bool sfs_vol_def_equal(const struct sfs_vol_def *a, const struct sfs_vol_def *b);
 
-/* A new unmounted volume with no references; takes def->secrets.  NULL (def->secrets
+/* A new unmounted volume with no references; takes def's strings.  NULL (def's strings
  * freed) when out of memory or when VOLUMES_DIR/NAME is longer than PATH_MAX. */
 struct sfs_vol *sfs_vol_new(const char *volumes_dir, const char *name, struct sfs_vol_def *def,
                             const char *created);

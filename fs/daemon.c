@@ -253,6 +253,27 @@ fail:
     return rc;
 }
 
+/* The --only names `s` does not serve, comma separated into buf (cut with "..."). */
+static void list_missing(const struct sfs_mount_opts *o, const struct snapshot *s, char *buf,
+                         size_t size)
+{
+    size_t i, len = 0;
+
+    buf[0] = '\0';
+    for (i = 0; i < o->n_only && len + 4 < size; i++) {
+        int n;
+
+        if (sfs_snap_find(s, o->only[i]))
+            continue;
+        n = snprintf(buf + len, size - len, "%s%s", len ? "," : "", o->only[i]);
+        if (n < 0 || (size_t)n >= size - len) {
+            snprintf(buf + (len < size - 4 ? len : size - 4), 4, "...");
+            break;
+        }
+        len += (size_t)n;
+    }
+}
+
 /* Records the outcome of a load in .status: the generation `s` (NULL: unchanged) and
  * `last` ("ok" or "error: ..."); `count_attempt` for reloads (not the first load). */
 static void set_status(struct daemon *d, const struct snapshot *s, const char *last,
@@ -260,6 +281,7 @@ static void set_status(struct daemon *d, const struct snapshot *s, const char *l
 {
     pthread_mutex_lock(&d->lock);
     if (s) {
+        list_missing(d->opts, s, d->status.missing, sizeof d->status.missing);
         d->status.generation = s->generation;
         d->status.loaded_at = s->loaded_at;
         d->status.secrets = s->n_secrets;

@@ -85,4 +85,10 @@ const char *sfs_fuse_version(void);
  * (no /dev/fuse, no permission to mount).  Needs root or fusermount3. */
 int sfs_fuse_probe_proto(unsigned *major, unsigned *minor, struct sfs_err *err);
 
+/* Socket activation: the one listening unix stream socket systemd passed this process
+ * (LISTEN_FDS/LISTEN_PID, read with libsystemd's sd_listen_fds, then unset so children do
+ * not inherit them).  Returns 0 with *fd the descriptor (the caller owns it) or -1 when
+ * none was passed, or -errno with err set when what was passed is not one such socket. */
+int sfs_systemd_listen_fd(int *fd, struct sfs_err *err);
+
 #endif

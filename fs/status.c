@@ -26,10 +26,12 @@ size_t sfs_status_render(const struct sfs_status *st, char *buf, size_t cap)
                  "reloads=%" PRIu64 "\n"
                  "reloads_started=%" PRIu64 "\n"
                  "last_reload=%s\n"
+                 "%s%s%s"
                  "%s%s%s%s%s%s%s%s",
                  st->generation, st->loaded_at, st->secrets, st->platform, st->pid,
                  st->cache_none ? "none" : "kernel", st->reloads, st->started,
-                 st->last_reload, st->notify[0] ? "notify=" : "", st->notify,
+                 st->last_reload, st->missing[0] ? "missing=" : "", st->missing,
+                 st->missing[0] ? "\n" : "", st->notify[0] ? "notify=" : "", st->notify,
                  st->notify[0] ? "\n" : "", st->audit[0] ? "audit=" : "", st->audit,
                  st->audit[0] ? "\naudit_dropped=" : "", dropped, st->backend);
     if (n < 0 || cap == 0)
@@ -106,6 +108,8 @@ static void status_field(const char *k, size_t klen, const char *v, size_t vlen,
         st->started = to_u64(v, vlen);
     else if (key_is(k, klen, "last_reload"))
         copy_value(st->last_reload, sizeof st->last_reload, v, vlen);
+    else if (key_is(k, klen, "missing"))
+        copy_value(st->missing, sizeof st->missing, v, vlen);
     else if (key_is(k, klen, "notify"))
         copy_value(st->notify, sizeof st->notify, v, vlen);
     else if (key_is(k, klen, "audit"))

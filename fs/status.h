@@ -8,6 +8,7 @@
  *     generation=N        loaded_at=UNIX      secrets=N           platform=N
  *     pid=PID             cache=kernel|none   reloads=N           reloads_started=N
  *     last_reload=ok | error: WHY
+ *     missing=NAME,...    (--only names the generation lacks; absent when none)
  *     notify=PATH         (the generation file; absent when there is none)
  *     audit=PATH|journal  audit_dropped=N    (only with audit=)
  *     backend=file|etcd   and the backend's own lines (etcd: revision=, connection=, ...)
@@ -34,6 +35,7 @@ struct sfs_status {
     uint64_t reloads;          /* reload attempts finished, ok or not */
     uint64_t started;          /* reload attempts begun */
     char last_reload[SFS_ERR_MAX + 16]; /* "ok" or "error: ..." */
+    char missing[512];         /* --only names the served generation lacks, comma separated */
     char notify[256];          /* generation file, "" if none */
     char audit[256];           /* audit=: "journal" or the log's path (cut to fit), or "" */
     uint64_t audit_dropped;    /* audit records that could not be written */

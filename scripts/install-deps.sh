@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what building and testing secretfs needs on Debian 12 (run as root).
-# Skips apt-get entirely when everything is already there.
+# Skips apt-get entirely when everything is already there.  docker.io (dockerd 20.10,
+# containerd, runc), docker-compose and systemd (systemd-socket-activate) serve the
+# docker-engine tests; never busybox-static (it would remove busybox, which tests use).
 set -eu
 
 PACKAGES="
@@ -12,6 +14,7 @@ PACKAGES="
   mandoc man-db bash-completion systemd git binutils
   debhelper dpkg-dev fakeroot lintian debootstrap
   python3-dotenv golang-go golang-github-joho-godotenv-dev docker.io
+  docker-compose tar
 "
 
 missing=""

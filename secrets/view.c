@@ -6,7 +6,7 @@
 
 #include "secrets/names.h"
 
-#define ENV_HEADER "# secretfs env view: source this file ( . /run/secrets/.env )\n"
+#define ENV_HEADER "# secretfs env view: source this file from a shell ( . PATH/.env )\n"
 
 /* A bounded writer: copies what fits in [out, out+cap) and counts everything. */
 typedef struct sink {

@@ -185,7 +185,12 @@ class PluginSandbox(harness.Sandbox):
                              env=env or self.env)
         logf.close()
         if expect_fail:
-            p.wait(timeout=60)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                raise TestFailure("the plugin kept running; it was expected to refuse to start")
             return p
         self.proc = p
         deadline = time.monotonic() + 60

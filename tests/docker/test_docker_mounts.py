@@ -68,12 +68,27 @@ def test_cache_none_and_missing_names():
         sb.set_secrets({"A": b"a", "B": b"b"})
         sb.start_plugin()
         e = sb.engine()
-        ok(e.create("v", {"secrets": "A,NOT_STORED", "cache": "none"}), "Create")
+        fails(e.create("v", {"secrets": "A,NOT_STORED,ALSO_NOT", "cache": "none"}),
+              "Create naming names the store lacks", "NOT_STORED,ALSO_NOT not in the store",
+              "optional=")
+        fails(e.create("v", {"secrets": "A", "optional": "B"}), "optional= outside secrets=",
+              "option optional: B is not one of secrets=")
+        fails(e.create("v", {"optional": "B"}), "optional= without secrets=", "only with")
+        check(ok(e.list(), "List").json["Volumes"] == [], "nothing was created")
+        ok(e.create("v", {"secrets": "A,NOT_STORED", "optional": "NOT_STORED",
+                          "cache": "none"}), "Create with optional=")
+        st = ok(e.get("v"), "Get").json["Volume"]["Status"]
+        check(st.get("missing") == "NOT_STORED" and st.get("optional") == "NOT_STORED",
+              "Status names the missing and the optional names: %s" % st)
         mid = mount_id()
         mnt = ok(e.mount("v", mid), "Mount").json["Mountpoint"]
         check(sorted(os.listdir(mnt)) == harness.expected_listing(["A"]),
-              "names the store lacks are simply absent: %s" % sorted(os.listdir(mnt)))
+              "an optional name the store lacks is absent: %s" % sorted(os.listdir(mnt)))
         check(sb.status(mnt)["cache"] == "none", "cache=none reaches the daemon")
+        check(sb.status(mnt).get("missing") == "NOT_STORED", ".status names it too")
+        sb.set_secrets({"NOT_STORED": b"n"})
+        check("missing" not in ok(e.get("v"), "Get").json["Volume"]["Status"],
+              "once stored, it is no longer reported missing")
         ok(e.unmount("v", mid), "Unmount")
 
 

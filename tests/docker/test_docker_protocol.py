@@ -101,7 +101,8 @@ def test_volume_commands():
 
 def test_mount_references():
     """One ID mounting twice needs two Unmounts; Unmount of an unknown ID succeeds; Remove
-    of a mounted volume fails; two IDs share one mount."""
+    of a volume a container holds (a bind of it, as dockerd makes) fails; two IDs share one
+    mount."""
     with sandbox() as sb:
         e = sb.engine()
         ok(e.create("v", {"secrets": "OTHER"}), "Create")
@@ -113,7 +114,9 @@ def test_mount_references():
         ok(e.mount("v", b), "Mount b")
         check(e.get("v").json["Volume"]["Status"]["references"] == 3, "three references")
         ok(e.unmount("v", mount_id()), "Unmount of an unknown ID")
-        fails(e.remove("v"), "Remove while mounted", "in use")
+        ctr = sb.bind("v")
+        fails(e.remove("v"), "Remove while a container holds it", "in use")
+        sb.unbind(ctr)
         ok(e.unmount("v", a), "Unmount a (1 of 2)")
         ok(e.unmount("v", b), "Unmount b")
         check(mounted_fs(mnt) == "fuse.secretfs", "still mounted while a holds one reference")
@@ -128,6 +131,22 @@ def test_mount_references():
         fails(e.mount("nope", a), "Mount of an unknown volume", "no such volume")
         fails(e.unmount("nope", a), "Unmount of an unknown volume", "no such volume")
         ok(e.remove("v"), "Remove once unmounted")
+
+
+def test_remove_drops_stale_references():
+    """References that remain at Remove while no container holds the mount were left by
+    an engine that died without Unmount (dockerd sends Remove only once its own in-use
+    check passed): the volume is unmounted and removed, and the log says so."""
+    with sandbox() as sb:
+        e = sb.engine()
+        ok(e.create("v", {"secrets": "OTHER"}), "Create")
+        mnt = ok(e.mount("v", mount_id()), "Mount").json["Mountpoint"]
+        pid = sb.daemon_pid(mnt)
+        ok(e.remove("v"), "Remove with a reference no container holds")
+        check(mounted_fs(mnt) is None and not os.path.exists(mnt), "unmounted and removed")
+        wait_gone(pid, "the daemon to exit")
+        check("1 stale reference" in sb.log_text(), "the log names the stale reference")
+        fails(e.get("v"), "Get after Remove", "no such volume")
 
 
 def test_bad_requests():
@@ -261,5 +280,5 @@ def test_socket_and_state_files():
 
 if __name__ == "__main__":
     harness.need_fuse()
-    harness.run_all(test_docker_run_sequence, test_volume_commands, test_mount_references,
+    harness.run_all(test_docker_run_sequence, test_volume_commands, test_mount_references, test_remove_drops_stale_references,
                     test_bad_requests, test_hosts_and_connections, test_socket_and_state_files)

@@ -22,7 +22,8 @@ def test_sighup_reloads_every_volume():
         sb.start_plugin()
         e = sb.engine()
         ok(e.create("kernel", {"secrets": "A"}), "Create")
-        ok(e.create("strict", {"secrets": "A,B,C", "cache": "none"}), "Create")
+        ok(e.create("strict", {"secrets": "A,B,C", "optional": "C", "cache": "none"}),
+           "Create")
         ok(e.create("idle", None), "Create (never mounted)")
         ids = {}
         mnts = {}

@@ -1,6 +1,7 @@
-"""A plugin restart: volumes are still listed; a live mount Docker still holds is adopted;
-a dead (stale) one is mounted again; a mount nobody holds is unmounted; a broken state file,
-a second plugin on the same state directory or socket, are refused."""
+"""A plugin restart: volumes are still listed; a live mount a container still holds is
+adopted; a dead (stale) one is mounted again; references no container holds are dropped; a
+mount nobody holds is unmounted; a broken state file, a second plugin on the same state
+directory or socket, are refused.  A bind of the volume (sb.bind) stands for a container."""
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ def test_restart_adopts_live_mount():
         a, b = mount_id(), mount_id()
         mnt = ok(e.mount("live", a), "Mount").json["Mountpoint"]
         ok(e.mount("live", b), "Mount b")
+        ctr = sb.bind("live")
         pid = sb.daemon_pid(mnt)
         sb.stop_plugin(signal.SIGKILL)
         check(not sb.answers(), "nothing answers on the socket of a dead plugin (no daemon "
@@ -41,6 +43,7 @@ def test_restart_adopts_live_mount():
               "the live mount is adopted with its references: %r" % vs["live"]["Status"])
         check(sb.daemon_pid(mnt) == pid, "adopted, not remounted")
         check("adopted" in sb.log_text(), "the log says it adopted the mount")
+        sb.unbind(ctr)
         ok(e.unmount("live", a), "Unmount a")
         check(mounted_fs(mnt) == "fuse.secretfs", "b still holds it")
         ok(e.unmount("live", b), "Unmount b")
@@ -59,6 +62,7 @@ def test_restart_remounts_stale_mount():
         ok(e.create("v", None), "Create")
         mid = mount_id()
         mnt = ok(e.mount("v", mid), "Mount").json["Mountpoint"]
+        ctr = sb.bind("v")
         pid = sb.daemon_pid(mnt)
         sb.stop_plugin(signal.SIGKILL)
         os.kill(pid, signal.SIGKILL)
@@ -73,9 +77,45 @@ def test_restart_remounts_stale_mount():
         e = sb.engine()
         check(ok(e.get("v"), "Get").json["Volume"]["Status"]["references"] == 1,
               "the reference is kept")
+        sb.unbind(ctr)
         ok(e.unmount("v", mid), "Unmount")
         check(mounted_fs(mnt) is None, "unmounted")
         wait_gone(new_pid, "the new daemon to exit")
+
+
+def test_restart_drops_unheld_references():
+    """Docker died without Unmount (its containers gone), or the machine lost power: the
+    references in the state file are held by no container.  The restarted plugin drops
+    them, unmounts (live or dead) and does not mount again; Remove then works."""
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": b"a"})
+        sb.start_plugin()
+        e = sb.engine()
+        ok(e.create("live", None), "Create")
+        ok(e.create("gone", None), "Create")
+        mnt = ok(e.mount("live", mount_id()), "Mount").json["Mountpoint"]
+        ok(e.mount("live", mount_id()), "Mount by a second container")
+        gone = ok(e.mount("gone", mount_id()), "Mount").json["Mountpoint"]
+        pid, pid2 = sb.daemon_pid(mnt), sb.daemon_pid(gone)
+        sb.stop_plugin(signal.SIGKILL)
+        harness.unmount(gone)  # as after a reboot: nothing mounted, the state file remains
+        wait_gone(pid2, "the daemon to exit")
+        sb.start_plugin()
+        check(mounted_fs(mnt) is None and mounted_fs(gone) is None,
+              "nothing is mounted for references no container holds")
+        wait_gone(pid, "the unheld daemon to exit")
+        log = sb.log_text()
+        check("live: no container holds its mount: dropping 2 stale references" in log and
+              "gone: no container holds its mount: dropping 1 stale reference" in log,
+              "the log names the dropped references: %s" % log[-800:])
+        e = sb.engine()
+        for name in ("live", "gone"):
+            check(ok(e.get(name), "Get").json["Volume"]["Status"]["references"] == 0,
+                  "%s: no references left" % name)
+        with open(os.path.join(sb.state, "volumes.json")) as f:
+            check(all(v["mounts"] == {} for v in json.load(f)["volumes"]),
+                  "the state file is saved without them")
+        ok(e.remove("live"), "Remove works")
 
 
 def test_mount_replaces_dead_mount():
@@ -142,6 +182,7 @@ def test_sigterm_leaves_mounts_serving():
         ok(e.create("v", None), "Create")
         mid = mount_id()
         mnt = ok(e.mount("v", mid), "Mount").json["Mountpoint"]
+        ctr = sb.bind("v")
         pid = sb.daemon_pid(mnt)
         check(sb.stop_plugin(signal.SIGTERM) == 0, "SIGTERM: exit 0")
         check(harness.read_bytes(os.path.join(mnt, "A")) == b"a", "still serving")
@@ -149,6 +190,7 @@ def test_sigterm_leaves_mounts_serving():
         e = sb.engine()
         check(ok(e.path("v"), "Path").json["Mountpoint"] == mnt, "adopted after SIGTERM")
         check(sb.daemon_pid(mnt) == pid, "same daemon")
+        sb.unbind(ctr)
         ok(e.unmount("v", mid), "Unmount")
         wait_gone(pid, "the daemon to exit")
 
@@ -184,7 +226,7 @@ def test_refusals_at_start():
             f.write('{"version": 1, "volumes": [{"name": "../x"}]}')
         p = sb.start_plugin(expect_fail=True)
         check(p.returncode == 1 and "volumes.json" in sb.log_text() and
-              "invalid name" in sb.log_text(), "a bad state file is refused, naming it: %s"
+              "field name is missing or not a volume name" in sb.log_text(), "a bad state file is refused, naming it: %s"
               % sb.log_text()[-400:])
         with open(path, "w") as f:
             f.write('{"version": 2, "volumes": []}')
@@ -211,6 +253,25 @@ def test_refusals_at_start():
         sb.start_plugin(extra=["--volumes", open_vols])
         check("lets others look inside" in sb.log_text(), "an open volumes directory is reported")
         check(os.stat(open_vols).st_mode & 0o777 == 0o755, "and left as it is")
+        sb.stop_plugin()
+        # boot order: the socket's directory (/run/docker/plugins before dockerd ran) is
+        # created
+        saved, sb.sock = sb.sock, os.path.join(sb.dir, "run", "docker", "plugins", "x.sock")
+        sb.start_plugin()
+        check(os.stat(os.path.dirname(sb.sock)).st_mode & 0o777 == 0o700,
+              "the socket's missing directories are created 0700")
+        sb.stop_plugin()
+        sb.sock = saved
+        # socket activation that passes something else than a listening unix socket
+        with open(os.path.join(sb.dir, "notasocket"), "w") as f:
+            f.write("x")
+        r = subprocess.run(["sh", "-c", 'LISTEN_PID=$$ exec "$@" 3<"$0"',
+                            os.path.join(sb.dir, "notasocket"), harness.SECRETFS,
+                            "docker-plugin", "--state", sb.state, "--volumes", sb.vols],
+                           capture_output=True, env=dict(sb.env, LISTEN_FDS="1"), timeout=60)
+        check(r.returncode == 1 and b"not a listening unix stream socket" in r.stderr,
+              "a bad socket from systemd is refused: %r" % r.stderr[-300:])
+        sb.start_plugin()
         # usage errors
         r = subprocess.run([harness.SECRETFS, "docker-plugin", "--bogus"], capture_output=True,
                            env=sb.env)
@@ -221,8 +282,50 @@ def test_refusals_at_start():
         fails(sb.engine().remove("nope"), "still answering", "no such volume")
 
 
+def test_untrusted_directories():
+    """The StrictModes rule: a state or volumes directory owned by another user, or below a
+    directory another user owns, or writable by others, is refused with what to fix (a
+    user could otherwise hand root a volumes.json of their own, or swap a mountpoint for a
+    symlink); a symlink planted where a mountpoint goes is refused at Mount."""
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": b"a"})
+        uid, gid = harness.ensure_test_user()
+        theirs = os.path.join(sb.dir, "theirs")
+        os.makedirs(theirs, mode=0o700)
+        os.chown(theirs, uid, gid)
+        p = sb.start_plugin(extra=["--state", theirs], expect_fail=True)
+        check(p.returncode == 1 and "%s: owned by uid %d" % (theirs, uid) in sb.log_text() and
+              "chown it to root" in sb.log_text(),
+              "a state directory another user owns is refused: %s" % sb.log_text()[-300:])
+        below = os.path.join(theirs, "volumes")
+        os.makedirs(below, mode=0o700)
+        p = sb.start_plugin(extra=["--volumes", below], expect_fail=True)
+        check(p.returncode == 1 and "%s: owned by uid %d" % (theirs, uid) in sb.log_text(),
+              "a volumes directory below one another user owns is refused")
+        loose = os.path.join(sb.dir, "loose-volumes")
+        os.makedirs(loose)
+        os.chmod(loose, 0o777)
+        p = sb.start_plugin(extra=["--volumes", loose], expect_fail=True)
+        check(p.returncode == 1 and "writable by group or others (mode 0777)" in sb.log_text()
+              and "chmod go-w it" in sb.log_text(),
+              "a world-writable volumes directory is refused")
+        sb.start_plugin()
+        e = sb.engine()
+        ok(e.create("v", None), "Create")
+        os.makedirs(sb.vols, exist_ok=True)
+        os.symlink(theirs, sb.volume_dir("v"))
+        fails(e.mount("v", mount_id()), "Mount over a planted symlink",
+              "not a directory (a symlink")
+        check(mounted_fs(theirs) is None, "nothing is mounted where the symlink points")
+        os.unlink(sb.volume_dir("v"))
+        mid = mount_id()
+        ok(e.mount("v", mid), "Mount once the symlink is gone")
+        ok(e.unmount("v", mid), "Unmount")
+
+
 if __name__ == "__main__":
     harness.need_fuse()
     harness.run_all(test_restart_adopts_live_mount, test_restart_remounts_stale_mount,
+                    test_restart_drops_unheld_references,
                     test_mount_replaces_dead_mount, test_restart_cleans_unheld_mounts, test_sigterm_leaves_mounts_serving,
-                    test_refusals_at_start)
+                    test_refusals_at_start, test_untrusted_directories)

@@ -72,11 +72,19 @@ static void f_removed(void *ctx, const struct sfs_docker_volume *v)
     ((struct fake *)ctx)->removed++;
 }
 
+/* The fakes' volumes are held by a container while referenced. */
+static int f_held(void *ctx, const struct sfs_docker_volume *v)
+{
+    (void)ctx;
+    (void)v;
+    return 1;
+}
+
 static sfs_docker_api *new_api(struct fake *f)
 {
     struct sfs_docker_ops ops = {.ctx = f, .mount = f_mount, .unmount = f_unmount,
                                  .reload = f_reload, .probe = f_probe, .save = f_save,
-                                 .removed = f_removed};
+                                 .removed = f_removed, .held = f_held};
 
     memset(f, 0, sizeof *f);
     f->probe = SFS_DOCKER_LIVE;
@@ -331,6 +339,149 @@ static void test_state_and_recovery(void)
     sfs_docker_api_free(api);
 }
 
+/* ---- names the store lacks, stale references ---- */
+
+struct fake_store {
+    struct fake f;
+    const char *names; /* newline separated, or NULL: the store cannot be read */
+    int held;          /* what ops.held answers: 1, 0, -1 */
+};
+
+static int fs_names(void *ctx, char **names, struct sfs_err *err)
+{
+    struct fake_store *s = ctx;
+
+    if (!s->names)
+        return sfs_err_set(err, -EBADMSG, "store.bin: wrong key");
+    *names = strdup(s->names);
+    return *names ? 0 : -ENOMEM;
+}
+
+static int fs_held(void *ctx, const struct sfs_docker_volume *v)
+{
+    (void)v;
+    return ((struct fake_store *)ctx)->held;
+}
+
+static sfs_docker_api *new_store_api(struct fake_store *s, const char *names)
+{
+    struct sfs_docker_ops ops = {.ctx = s, .mount = f_mount, .unmount = f_unmount,
+                                 .probe = f_probe, .save = f_save, .removed = f_removed,
+                                 .store_names = fs_names, .held = fs_held};
+
+    memset(s, 0, sizeof *s);
+    s->f.probe = SFS_DOCKER_LIVE;
+    s->names = names;
+    s->held = 1;
+    return sfs_docker_api_new("/vols", &ops, 0, 0);
+}
+
+static const char *status_field(sfs_docker_api *api, const char *name, const char *field,
+                                char *buf, size_t size)
+{
+    char body[128];
+    int st;
+    json_t *j;
+    const char *v;
+
+    snprintf(body, sizeof body, "{\"Name\":\"%s\"}", name);
+    j = call(api, "/VolumeDriver.Get", body, &st);
+    v = json_string_value(json_object_get(
+        json_object_get(json_object_get(j, "Volume"), "Status"), field));
+    snprintf(buf, size, "%s", v ? v : "(none)");
+    json_decref(j);
+    return buf;
+}
+
+static void test_missing_names(void)
+{
+    struct fake_store s;
+    sfs_docker_api *api = new_store_api(&s, "A\nB\n");
+    char buf[256];
+
+    fails(api, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"A,TYPO\"}}",
+          500, "option secrets: TYPO not in the store");
+    fails(api, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"X,A,Y\"}}",
+          500, "X,Y not in the store (secretfs list shows what is); fix the spelling, or add "
+          "optional=X,Y");
+    CHECK(sfs_docker_api_volumes(api) == 0);
+    /* platform names come from the platform, never the store */
+    ok(api, "/VolumeDriver.Create", "{\"Name\":\"p\",\"Opts\":{\"secrets\":\"A,LIVEKIT_URL\"}}");
+    CHECK_MSG(strcmp(status_field(api, "p", "missing", buf, sizeof buf), "(none)") == 0, "%s", buf);
+    ok(api, "/VolumeDriver.Create",
+       "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"A,LATER\",\"optional\":\"LATER\"}}");
+    CHECK_MSG(strcmp(status_field(api, "v", "missing", buf, sizeof buf), "LATER") == 0, "%s", buf);
+    CHECK_MSG(strcmp(status_field(api, "v", "optional", buf, sizeof buf), "LATER") == 0, "%s", buf);
+    s.names = "B\nLATER\n"; /* A went, LATER came */
+    CHECK_MSG(strcmp(status_field(api, "v", "missing", buf, sizeof buf), "A") == 0, "%s", buf);
+    s.names = NULL;
+    CHECK_STR_CONTAINS(status_field(api, "v", "missing", buf, sizeof buf),
+                       "(unknown: store.bin: wrong key)");
+    fails(api, "/VolumeDriver.Create", "{\"Name\":\"w\",\"Opts\":{\"secrets\":\"A\"}}",
+          500, "wrong key");
+    /* every secret: nothing to check, the store is not even asked */
+    ok(api, "/VolumeDriver.Create", "{\"Name\":\"all\",\"Opts\":null}");
+    /* optional= survives the state file */
+    {
+        size_t len;
+        char *dump = sfs_docker_api_dump(api, &len);
+        struct fake_store s2;
+        sfs_docker_api *back = new_store_api(&s2, "A\n");
+        struct sfs_err err;
+
+        CHECK(dump && sfs_docker_api_load(back, dump, len, &err) == 0);
+        CHECK_MSG(strcmp(status_field(back, "v", "optional", buf, sizeof buf), "LATER") == 0, "%s", buf);
+        CHECK_MSG(strcmp(status_field(back, "v", "missing", buf, sizeof buf), "LATER") == 0, "%s", buf);
+        free(dump);
+        sfs_docker_api_free(back);
+    }
+    sfs_docker_api_free(api);
+}
+
+static void test_stale_references(void)
+{
+    struct fake_store s;
+    sfs_docker_api *api = new_store_api(&s, "A\n");
+    struct sfs_err err;
+    size_t len;
+    char *dump;
+
+    ok(api, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"A\"}}");
+    ok(api, "/VolumeDriver.Create", "{\"Name\":\"w\",\"Opts\":{\"secrets\":\"A\"}}");
+    ok(api, "/VolumeDriver.Mount", "{\"Name\":\"v\",\"ID\":\"x\"}");
+    ok(api, "/VolumeDriver.Mount", "{\"Name\":\"w\",\"ID\":\"y\"}");
+    fails(api, "/VolumeDriver.Remove", "{\"Name\":\"v\"}", 500, "is in use (1 mount)");
+    s.held = 0; /* the engine died; its containers are gone */
+    ok(api, "/VolumeDriver.Remove", "{\"Name\":\"v\"}");
+    CHECK(s.f.unmounts == 1 && s.f.removed == 1 && sfs_docker_api_volumes(api) == 1);
+    /* after a restart, references nobody holds are dropped and saved so */
+    dump = sfs_docker_api_dump(api, &len);
+    CHECK(dump && strstr(dump, "\"y\""));
+    {
+        struct fake_store s2;
+        sfs_docker_api *back = new_store_api(&s2, "A\n");
+
+        s2.held = -1; /* cannot tell (a managed plugin): the references stay */
+        CHECK(dump && sfs_docker_api_load(back, dump, len, &err) == 0);
+        CHECK(sfs_docker_api_recover(back) == 0);
+        CHECK(sfs_docker_api_mounted(back) == 1 && s2.f.saves == 0);
+        s2.held = 0;
+        CHECK(sfs_docker_api_load(back, dump, len, &err) == 0);
+        CHECK(sfs_docker_api_recover(back) == 0);
+        CHECK(sfs_docker_api_mounted(back) == 0 && s2.f.mounts == 0);
+        CHECK(s2.f.unmounts == 1); /* the live mount nobody holds */
+        CHECK(s2.f.saves == 1 && !strstr(s2.f.saved, "\"y\""));
+        /* and a Remove that cannot tell trusts dockerd's own in-use check */
+        s2.held = -1;
+        ok(back, "/VolumeDriver.Mount", "{\"Name\":\"w\",\"ID\":\"z\"}");
+        ok(back, "/VolumeDriver.Remove", "{\"Name\":\"w\"}");
+        CHECK(s2.f.removed == 1 && sfs_docker_api_volumes(back) == 0);
+        sfs_docker_api_free(back);
+    }
+    free(dump);
+    sfs_docker_api_free(api);
+}
+
 static void test_names(void)
 {
     CHECK(sfs_docker_volume_name_valid("a"));
@@ -352,5 +503,7 @@ int main(void)
     test_rollback();
     test_state_and_recovery();
     test_names();
+    test_missing_names();
+    test_stale_references();
     return check_result();
 }

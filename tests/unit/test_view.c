@@ -24,7 +24,7 @@
 #include "secrets/set.h"
 #include "secrets/view.h"
 
-#define HEADER "# secretfs env view: source this file ( . /run/secrets/.env )\n"
+#define HEADER "# secretfs env view: source this file from a shell ( . PATH/.env )\n"
 
 extern char **environ;
 
