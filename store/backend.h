@@ -31,11 +31,8 @@ struct sfs_store_backend {
      * reports has_version false).  On 0 fills every field of *meta. */
     int (*load_meta)(sfs_store *s, const sfs_key *ring, unsigned flags, sfs_set **out,
                      struct sfs_store_meta *meta, struct sfs_err *err);
-    /* Optional: sfs_store_key_ids (NULL: -ENOTSUP, and `rekey --finish` refuses).
-     * TODO(etcd): implement both for store/etcd.c: load_meta reports the commit record's
-     * set_version (has_version true); key_ids lists the distinct key ids in every value
-     * blob's header and the commit record's (and the local cache's); and every open there
-     * should look its key up with sfs_key_by_id(ring, header id), not use the primary. */
+    /* Optional: sfs_store_key_ids (NULL: -ENOTSUP, and `rekey --finish` refuses).  Every
+     * open looks its key up by the id in the sealed data (sfs_key_by_id), never trying. */
     int (*key_ids)(sfs_store *s, unsigned char (*ids)[SFS_KEY_ID_BYTES], size_t cap,
                    size_t *n, struct sfs_err *err);
     /* Optional (NULL: the store cannot be watched; sfs_store_watch then succeeds and the

@@ -561,7 +561,7 @@ static int apply_events(struct etcd *e, json_t *events, bool *commit_hit)
 /* ---- load ---- */
 
 static int load_fresh(struct etcd *e, const sfs_key *key, sfs_set **out, uint64_t *revision,
-                      struct sfs_err *err)
+                      uint64_t *version, struct sfs_err *err)
 {
     struct sfs_etcd_kvs l;
     struct sfs_etcd_commit c;
@@ -575,6 +575,7 @@ static int load_fresh(struct etcd *e, const sfs_key *key, sfs_set **out, uint64_
         return rc;
     rc = decode_list(e, key, &l, out, &c, err);
     *revision = (uint64_t)l.revision;
+    *version = c.set_version;
     pthread_mutex_lock(&e->lock);
     if (l.revision > e->tried_rev)
         e->tried_rev = l.revision;
@@ -584,7 +585,7 @@ static int load_fresh(struct etcd *e, const sfs_key *key, sfs_set **out, uint64_
 }
 
 static int load_mirror(struct etcd *e, const sfs_key *key, sfs_set **out, uint64_t *revision,
-                       struct sfs_err *err)
+                       uint64_t *version, struct sfs_err *err)
 {
     struct sfs_etcd_commit c;
     int rc;
@@ -592,33 +593,38 @@ static int load_mirror(struct etcd *e, const sfs_key *key, sfs_set **out, uint64
     pthread_mutex_lock(&e->lock);
     rc = decode_list(e, key, &e->mirror, out, &c, err);
     *revision = (uint64_t)e->mirror_rev;
+    *version = c.set_version;
     e->tried_rev = e->mirror_rev;
     pthread_mutex_unlock(&e->lock);
     return rc;
 }
 
 /* The local sealed cache (the file store's format, same key). */
-static void write_cache(struct etcd *e, const sfs_key *key, const sfs_set *set)
+static void write_cache(struct etcd *e, const sfs_key *key, const sfs_set *set,
+                        uint64_t version)
 {
     struct sfs_err err;
 
-    if (e->cache_path && sfs_store_write_file(e->cache_path, key, set, &err) < 0)
+    if (e->cache_path &&
+        sfs_store_write_file_versioned(e->cache_path, key, set, version, &err) < 0)
         sfs_warn("etcd cache: %s (the daemon keeps serving; it just cannot start from the "
                  "cache after a reboot)", err.msg);
 }
 
-static int read_cache(struct etcd *e, const sfs_key *key, sfs_set **out, struct sfs_err *err)
+static int read_cache(struct etcd *e, const sfs_key *key, sfs_set **out, uint64_t *version,
+                      struct sfs_err *err)
 {
-    return e->cache_path ? sfs_store_read_file(e->cache_path, key, out, err) : -ENOENT;
+    return e->cache_path ? sfs_store_read_file_versioned(e->cache_path, key, out, version, err)
+                         : -ENOENT;
 }
 
 /* Serves the cache when etcd cannot be reached at start.  Returns 0 or `rc`. */
 static int fall_back_to_cache(struct etcd *e, const sfs_key *key, int rc, sfs_set **out,
-                              struct sfs_err *err)
+                              uint64_t *version, struct sfs_err *err)
 {
     struct sfs_err cerr;
 
-    if (read_cache(e, key, out, &cerr) < 0)
+    if (read_cache(e, key, out, version, &cerr) < 0)
         return rc;
     sfs_warn("%s; serving the local cache %s until etcd answers", err ? err->msg : "etcd "
              "unreachable", e->cache_path);
@@ -628,10 +634,14 @@ static int fall_back_to_cache(struct etcd *e, const sfs_key *key, int rc, sfs_se
     return 0;
 }
 
-static int etcd_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set **out,
-                     uint64_t *revision, struct sfs_err *err)
+/* Loads the set (from the mirror while the watch runs, unless SFS_LOAD_FRESH), keeps the
+ * local cache, and falls back to it when etcd cannot be reached at start.  The set version
+ * is the commit record's (the cache keeps it too). */
+static int etcd_load_meta(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set **out,
+                          struct sfs_store_meta *meta, struct sfs_err *err)
 {
     struct etcd *e = E(s);
+    uint64_t revision = 0, version = 0;
     bool mirror;
     int rc;
 
@@ -640,19 +650,59 @@ static int etcd_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set *
     pthread_mutex_unlock(&e->lock);
     if (!e->loaded_from_etcd && e->cache_path && !mirror)
         sfs_etcd_conn_budget(e->conn, e->cfg.dial_ms);
-    rc = mirror ? load_mirror(e, key, out, revision, err)
-                : load_fresh(e, key, out, revision, err);
+    rc = mirror ? load_mirror(e, key, out, &revision, &version, err)
+                : load_fresh(e, key, out, &revision, &version, err);
     sfs_etcd_conn_budget(e->conn, 0);
     if (rc == 0) {
         e->loaded_from_etcd = true;
         pthread_mutex_lock(&e->slock);
-        e->served_rev = (int64_t)*revision;
+        e->served_rev = (int64_t)revision;
         pthread_mutex_unlock(&e->slock);
-        write_cache(e, key, *out);
+        write_cache(e, key, *out, version);
     } else if (is_network(rc) && !e->loaded_from_etcd && e->cache_path) {
-        rc = fall_back_to_cache(e, key, rc, out, err);
-        *revision = 0;
+        rc = fall_back_to_cache(e, key, rc, out, &version, err);
+        revision = 0;
     }
+    meta->revision = revision;
+    meta->version = version;
+    meta->has_version = rc == 0;
+    return rc;
+}
+
+static int etcd_load(sfs_store *s, const sfs_key *key, unsigned flags, sfs_set **out,
+                     uint64_t *revision, struct sfs_err *err)
+{
+    struct sfs_store_meta meta;
+    int rc = etcd_load_meta(s, key, flags, out, &meta, err);
+
+    *revision = meta.revision;
+    return rc;
+}
+
+/* The key ids the set uses now: every blob of a generation is sealed by the key that sealed
+ * its commit record (a write under another first key rewrites the whole set), so the
+ * commit's key id is the one. */
+static int etcd_key_ids(sfs_store *s, unsigned char (*ids)[SFS_KEY_ID_BYTES], size_t cap,
+                        size_t *n, struct sfs_err *err)
+{
+    struct etcd *e = E(s);
+    struct sfs_etcd_kvs l;
+    const struct sfs_etcd_kv *kv;
+    int rc = sfs_etcd_range_prefix(e->conn, e->commit_key, &l, err);
+
+    *n = 0;
+    if (rc < 0)
+        return rc;
+    kv = find(&l, e->commit_key);
+    if (!kv)
+        rc = -ENOENT;
+    else if (kv->vlen < 6 + SFS_KEY_ID_BYTES)
+        rc = sfs_err_set(err, -EBADMSG, "%s: not a secretfs etcd blob", e->commit_key);
+    else if (cap > 0) {
+        memcpy(ids[0], kv->val + 6, SFS_KEY_ID_BYTES);
+        *n = 1;
+    }
+    sfs_etcd_kvs_clear(&l);
     return rc;
 }
 
@@ -1174,12 +1224,27 @@ struct current {
     int64_t commit_mod;
 };
 
+/* Whether the current commit record was sealed by `key`'s first key.  A value's etcd key is
+ * keyed by the key that sealed it, so a set written under another key (a rotation: the key
+ * file's first key changed) is rewritten whole, under the new first key, not in place. */
+static bool sealed_by_first_key(const struct etcd *e, const struct current *cur,
+                                const sfs_key *key)
+{
+    const struct sfs_etcd_kv *kv = find(&cur->l, e->commit_key);
+    unsigned char id[SFS_KEY_ID_BYTES];
+
+    sfs_key_id(key, id);
+    return kv && kv->vlen >= 6 + SFS_KEY_ID_BYTES &&
+           memcmp(kv->val + 6, id, SFS_KEY_ID_BYTES) == 0;
+}
+
 /* Commits `next` over `cur`: one txn in place, or a staged fresh generation.  Returns 0,
  * -EAGAIN (another writer won: retry), or -errno. */
 static int commit_set(struct etcd *e, const sfs_key *key, struct current *cur,
                       const sfs_set *next, struct sfs_err *err)
 {
-    bool in_place = cur->exists && fits_one_txn(cur->set, next);
+    bool in_place = cur->exists && fits_one_txn(cur->set, next) &&
+                    sealed_by_first_key(e, cur, key);
     struct plan p = { 0 };
     json_t *txn = guarded_txn(e, cur->commit_mod), *op;
     bool sent = false;
@@ -1286,6 +1351,8 @@ const struct sfs_store_backend sfs_etcd_backend = {
     .open = etcd_open,
     .close = etcd_close,
     .load = etcd_load,
+    .load_meta = etcd_load_meta,
+    .key_ids = etcd_key_ids,
     .update = etcd_update,
     .watch = etcd_watch,
     .watch_fd = etcd_watch_fd,

@@ -120,9 +120,11 @@ out:
     return rc;
 }
 
-/* Checks magic, version, kind and key id of a blob stored under `ekey`. */
-static int check_header(const sfs_key *key, unsigned kind, const char *ekey, size_t klen,
-                        const unsigned char *blob, size_t len, struct sfs_err *err)
+/* Checks magic, version and kind of a blob stored under `ekey`, and picks the key of the
+ * ring `ring` whose id the header names into *key (never trial decryption). */
+static int check_header(const sfs_key *ring, const sfs_key **key, unsigned kind,
+                        const char *ekey, size_t klen, const unsigned char *blob, size_t len,
+                        struct sfs_err *err)
 {
     unsigned char id[SFS_KEY_ID_BYTES];
     char want[2 * SFS_KEY_ID_BYTES + 1], got[2 * SFS_KEY_ID_BYTES + 1];
@@ -137,25 +139,29 @@ static int check_header(const sfs_key *key, unsigned kind, const char *ekey, siz
     if (blob[5] != kind)
         return sfs_err_set(err, -EBADMSG, "%.*s: holds a blob of kind %u where kind %u "
                            "belongs", (int)klen, ekey, blob[5], kind);
-    sfs_key_id(key, id);
-    if (memcmp(id, blob + 6, SFS_KEY_ID_BYTES) != 0) {
+    *key = sfs_key_by_id(ring, blob + 6);
+    if (!*key) {
+        sfs_key_id(ring, id);
         hex(blob + 6, SFS_KEY_ID_BYTES, got);
         hex(id, SFS_KEY_ID_BYTES, want);
-        return sfs_err_set(err, -EKEYREJECTED, "%.*s: sealed with key id %s, but the key "
-                           "given has id %s; use the key this store was written with",
-                           (int)klen, ekey, got, want);
+        return sfs_err_set(err, -EKEYREJECTED, "%.*s: sealed with key id %s, which no key "
+                           "of the key file has (its first key's id is %s); use the key this "
+                           "store was written with", (int)klen, ekey, got, want);
     }
     return 0;
 }
 
 /* Checks the header and opens the blob into `plain` (len - overhead bytes). */
-static int unseal(const sfs_key *key, unsigned kind, const char *ekey, size_t klen,
-                  const unsigned char *blob, size_t len, unsigned char *plain,
+static int unseal(const sfs_key *ring, const sfs_key **sealer, unsigned kind, const char *ekey,
+                  size_t klen, const unsigned char *blob, size_t len, unsigned char *plain,
                   struct sfs_err *err)
 {
+    const sfs_key *key = NULL;
     unsigned char *ad;
-    int rc = check_header(key, kind, ekey, klen, blob, len, err);
+    int rc = check_header(ring, &key, kind, ekey, klen, blob, len, err);
 
+    if (sealer)
+        *sealer = key;
     if (rc < 0)
         return rc;
     ad = malloc(SFS_ETCD_HEADER_BYTES + klen);
@@ -209,19 +215,39 @@ static bool name_matches_key(const sfs_etcd_names *n, const char *name, const ch
     return memcmp(ekey + klen - SFS_ETCD_ID_HEX, id, SFS_ETCD_ID_HEX) == 0;
 }
 
+/* Whether `name` is the one the key `ekey` was named for.  The name's id is keyed by the key
+ * that sealed the blob: during a rotation that is not always the ring's first key. */
+static bool name_belongs(const sfs_key *ring, const sfs_key *sealer, const sfs_etcd_names *n,
+                         const char *name, const char *ekey, size_t klen)
+{
+    unsigned char first[SFS_KEY_ID_BYTES], used[SFS_KEY_ID_BYTES];
+    sfs_etcd_names *other;
+    bool ok;
+
+    sfs_key_id(ring, first);
+    sfs_key_id(sealer, used);
+    if (memcmp(first, used, sizeof first) == 0)
+        return name_matches_key(n, name, ekey, klen);
+    other = sfs_etcd_names_new(sealer);
+    ok = other && name_matches_key(other, name, ekey, klen);
+    sfs_etcd_names_free(other);
+    return ok;
+}
+
 int sfs_etcd_open_value(const sfs_key *key, const sfs_etcd_names *n, const char *ekey,
                         size_t klen, const unsigned char *blob, size_t len,
                         unsigned char *scratch, sfs_set *set, struct sfs_err *err)
 {
     size_t plen, nlen;
     char name[SFS_ETCD_MAX_NAME + 1];
+    const sfs_key *sealer = NULL;
     int rc;
 
     if (len > SFS_ETCD_HEADER_BYTES + SFS_AEAD_TAG_BYTES + VALUE_FIXED + SFS_ETCD_MAX_NAME +
                   SFS_ETCD_MAX_VALUE)
         return sfs_err_set(err, -EBADMSG, "%.*s: a value blob of %zu bytes is over the "
                            "format's limit", (int)klen, ekey, len);
-    rc = unseal(key, SFS_ETCD_KIND_VALUE, ekey, klen, blob, len, scratch, err);
+    rc = unseal(key, &sealer, SFS_ETCD_KIND_VALUE, ekey, klen, blob, len, scratch, err);
     if (rc < 0)
         return rc;
     plen = len - SFS_ETCD_HEADER_BYTES - SFS_AEAD_TAG_BYTES;
@@ -233,7 +259,7 @@ int sfs_etcd_open_value(const sfs_key *key, const sfs_etcd_names *n, const char 
     }
     memcpy(name, scratch + 2, nlen);
     name[nlen] = '\0';
-    if (strlen(name) != nlen || !name_matches_key(n, name, ekey, klen)) {
+    if (strlen(name) != nlen || !name_belongs(key, sealer, n, name, ekey, klen)) {
         rc = sfs_err_set(err, -EBADMSG, "%.*s: the name sealed inside does not belong to this "
                          "key (renamed or moved)", (int)klen, ekey);
         goto out_wipe;
@@ -277,16 +303,17 @@ int sfs_etcd_open_commit(const sfs_key *key, const char *ekey, size_t klen,
                          struct sfs_err *err)
 {
     unsigned char plain[COMMIT_PLAIN];
+    const sfs_key *sealer = NULL;
     int rc;
 
-    rc = check_header(key, SFS_ETCD_KIND_COMMIT, ekey, klen, blob, len, err);
+    rc = check_header(key, &sealer, SFS_ETCD_KIND_COMMIT, ekey, klen, blob, len, err);
     if (rc < 0)
         return rc;
     if (len != SFS_ETCD_HEADER_BYTES + COMMIT_PLAIN + SFS_AEAD_TAG_BYTES)
         return sfs_err_set(err, -EBADMSG, "%.*s: a commit record of %zu bytes (version 1 "
                            "has %d)", (int)klen, ekey, len,
                            SFS_ETCD_HEADER_BYTES + COMMIT_PLAIN + SFS_AEAD_TAG_BYTES);
-    rc = unseal(key, SFS_ETCD_KIND_COMMIT, ekey, klen, blob, len, plain, err);
+    rc = unseal(key, NULL, SFS_ETCD_KIND_COMMIT, ekey, klen, blob, len, plain, err);
     if (rc < 0)
         return rc;
     if (!is_gen(plain + 8))

@@ -82,6 +82,35 @@ def test_commands_and_copy():
         check(not found, "plaintext in etcd's data dir")
 
 
+def test_rekey():
+    """A fleet's rotation on etcd: stage (a host with the staged ring still reads), promote
+    (reseals the whole set under the new key), finish (refused before, allowed after)."""
+    with CliSandbox() as sb, EtcdCluster(1, parent_dir=sb.dir) as c:
+        loc = c.location(fresh_prefix("rk"))
+        values = {"A": canary("rk"), "B": canary("rk2")}
+        sb.write_config("[etcd]\ndial_timeout = 2\nrequest_timeout = 5\n")
+        for name, v in values.items():
+            sb.run(["set", name, "--store", loc], input=v)
+        old_ring = sb.store_bytes(sb.key)
+        sb.run(["rekey", "--stage", "--store", loc])
+        staged = sb.store_bytes(sb.key)
+        check(sb.get("A", ["--store", loc]) == values["A"], "the staged ring cannot read")
+        sb.run(["rekey", "--promote", "--store", loc])
+        for name, v in values.items():
+            check(sb.get(name, ["--store", loc]) == v, "%s differs after promote" % name)
+        # a host that still has the staged ring (old key first) reads the resealed set
+        host = sb.write("host.key", staged)
+        check(sb.get("B", ["--store", loc, "--key-file", host]) == values["B"],
+              "a host with the staged ring cannot read after the reseal")
+        # and one with only the old key cannot
+        old = sb.write("old.key", old_ring)
+        sb.fails(["get", "A", "--store", loc, "--key-file", old], 1, "key id")
+        sb.run(["set", "C", "--store", loc], input=canary("rk3"))
+        sb.run(["rekey", "--finish", "--store", loc])
+        check(sb.names(["--store", loc]).keys() == {"A", "B", "C"}, "names after finish")
+        check(sb.get("A", ["--store", loc]) == values["A"], "A differs after finish")
+
+
 def make_certs(d):
     """A CA and a server certificate for 127.0.0.1 (openssl), or None without openssl."""
     if not shutil.which("openssl"):
@@ -152,7 +181,7 @@ def main():
     if reason:
         print("SKIP: %s" % reason)
         return 77
-    return run_all(test_config_section, test_commands_and_copy, test_tls)
+    return run_all(test_config_section, test_commands_and_copy, test_rekey, test_tls)
 
 
 if __name__ == "__main__":
