@@ -46,7 +46,7 @@ class Sandbox:
             self.env.pop(k, None)
         self.env["SECRETFS_CONFIG"] = self.config
         # the rollback high-water marks of this sandbox's daemons stay in the sandbox
-        self.env["SECRETFS_STATE_DIR"] = os.path.join(self.dir, "state")
+        self.env["SECRETFS_STATE_DIR"] = os.path.join(self.dir, "rollback-state")
         self.run(["keygen", self.key])
 
     def __enter__(self):
