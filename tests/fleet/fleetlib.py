@@ -285,9 +285,15 @@ class Fleet(harness.CliSandbox):
 
     def check_no_leaks(self, names=()):
         """No planted canary in any daemon or etcd log, nor any canary or `names` in the
-        members' data dirs."""
+        members' data dirs; no sanitizer report in a foreground daemon's log."""
         logs = self.all_logs()
         check(leaks(logs) == 0, "a secret value appears in a daemon or etcd log")
+        for _, _, log in self.daemons:
+            with contextlib.suppress(OSError):
+                text = read(log)
+                check(b"Sanitizer" not in text and b"runtime error:" not in text,
+                      "a sanitizer reported an error in the daemon log %s: %s" % (
+                          os.path.basename(log), redact(text)[-1500:]))
         # short names could match etcd's own bytes by chance: only names of 8+ bytes
         needles = list(harness._CANARIES) + [n.encode() for n in names if len(n) >= 8]
         found = self.cluster.grep_data(needles)
