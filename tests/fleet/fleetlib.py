@@ -33,7 +33,6 @@ import etcd_cluster  # noqa: E402
 from etcd_cluster import EtcdCluster, EtcdError  # noqa: E402,F401
 
 # [etcd] timeouts the tests give every command and daemon (seconds), one place to change.
-# SFS_FLEET_ETCD_SECTION=0 leaves the [etcd] section out (a CLI that does not read it yet).
 DIAL_TIMEOUT = 1
 REQUEST_TIMEOUT = 3
 # How long a daemon may take to see a change in normal operation / after a fault heals.
@@ -199,9 +198,8 @@ class Fleet(harness.CliSandbox):
     def write_fleet_config(self, extra=""):
         with open(self.config, "w") as f:
             f.write("[store]\npath = %s\nkey_file = %s\n" % (self.location, self.key))
-            if os.environ.get("SFS_FLEET_ETCD_SECTION", "1") != "0":
-                f.write("[etcd]\ndial_timeout = %s\nrequest_timeout = %s\ncache_file = %s\n%s\n"
-                        % (DIAL_TIMEOUT, REQUEST_TIMEOUT, self.cache_file, self.etcd_config))
+            f.write("[etcd]\ndial_timeout = %s\nrequest_timeout = %s\ncache_file = %s\n%s\n"
+                    % (DIAL_TIMEOUT, REQUEST_TIMEOUT, self.cache_file, self.etcd_config))
             f.write(extra)
 
     def loc(self, first=0, only=False):
