@@ -33,7 +33,6 @@ import etcd_cluster  # noqa: E402
 from etcd_cluster import EtcdCluster, EtcdError  # noqa: E402,F401
 
 # [etcd] timeouts the tests give every command and daemon (seconds), one place to change.
-# SFS_FLEET_ETCD_SECTION=0 leaves the [etcd] section out (a CLI that does not read it yet).
 DIAL_TIMEOUT = 1
 REQUEST_TIMEOUT = 3
 # How long a daemon may take to see a change in normal operation / after a fault heals.
@@ -199,9 +198,8 @@ class Fleet(harness.CliSandbox):
     def write_fleet_config(self, extra=""):
         with open(self.config, "w") as f:
             f.write("[store]\npath = %s\nkey_file = %s\n" % (self.location, self.key))
-            if os.environ.get("SFS_FLEET_ETCD_SECTION", "1") != "0":
-                f.write("[etcd]\ndial_timeout = %s\nrequest_timeout = %s\ncache_file = %s\n%s\n"
-                        % (DIAL_TIMEOUT, REQUEST_TIMEOUT, self.cache_file, self.etcd_config))
+            f.write("[etcd]\ndial_timeout = %s\nrequest_timeout = %s\ncache_file = %s\n%s\n"
+                    % (DIAL_TIMEOUT, REQUEST_TIMEOUT, self.cache_file, self.etcd_config))
             f.write(extra)
 
     def loc(self, first=0, only=False):
@@ -285,9 +283,15 @@ class Fleet(harness.CliSandbox):
 
     def check_no_leaks(self, names=()):
         """No planted canary in any daemon or etcd log, nor any canary or `names` in the
-        members' data dirs."""
+        members' data dirs; no sanitizer report in a foreground daemon's log."""
         logs = self.all_logs()
         check(leaks(logs) == 0, "a secret value appears in a daemon or etcd log")
+        for _, _, log in self.daemons:
+            with contextlib.suppress(OSError):
+                text = read(log)
+                check(b"Sanitizer" not in text and b"runtime error:" not in text,
+                      "a sanitizer reported an error in the daemon log %s: %s" % (
+                          os.path.basename(log), redact(text)[-1500:]))
         # short names could match etcd's own bytes by chance: only names of 8+ bytes
         needles = list(harness._CANARIES) + [n.encode() for n in names if len(n) >= 8]
         found = self.cluster.grep_data(needles)
