@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "crypto/secmem.h"
 #include "fs/notify.h"
 #include "fs/serve.h"
+#include "fs/status.h"
 #include "secrets/dotenv.h"
 #include "secrets/names.h"
 #include "util/log.h"
@@ -342,6 +344,9 @@ static int reload(struct runtime *rt, unsigned flags)
     pthread_mutex_lock(&d->lock);
     d->status.started++;
     pthread_mutex_unlock(&d->lock);
+    /* before the store is read: a `secretfs reload` that finds the old count in the
+     * kernel's cached page read it before this reload began loading */
+    invalidate_status(d);
     sfs_notify_reloading();
     rc = build_next(rt, flags, &next, &err);
     if (rc < 0)
@@ -393,45 +398,11 @@ static void *control_thread(void *arg)
 
 /* ---- mounting ---- */
 
-/* Whether something is mounted exactly at `path` (a realpath). */
-static bool is_mountpoint(const char *path, char *fstype, size_t fstype_len)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[4096];
-    bool found = false;
-
-    if (!f)
-        return false;
-    while (!found && fgets(line, sizeof line, f)) {
-        char mnt[PATH_MAX], type[128], *dash;
-        char *r, *w;
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
-            continue;
-        for (r = w = mnt; *r; r++, w++) { /* undo mountinfo's octal escapes */
-            if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] && r[3]) {
-                *w = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
-                r += 3;
-            } else {
-                *w = *r;
-            }
-        }
-        *w = '\0';
-        if (strcmp(mnt, path) != 0)
-            continue;
-        dash = strstr(line, " - ");
-        if (dash && sscanf(dash + 3, "%127s", type) == 1)
-            snprintf(fstype, fstype_len, "%s", type);
-        else
-            snprintf(fstype, fstype_len, "unknown");
-        found = true;
-    }
-    fclose(f);
-    return found;
-}
-
 static int precheck(const struct sfs_mount_opts *o, struct sfs_err *err)
 {
-    char real[PATH_MAX], fstype[128];
+    struct sfs_mountinfo mi;
+    char real[PATH_MAX];
+    struct statfs sf;
     struct stat st;
     int fd;
 
@@ -464,11 +435,18 @@ static int precheck(const struct sfs_mount_opts *o, struct sfs_err *err)
         return sfs_err_set(err, -ENOTDIR, "mountpoint %s is not a directory", o->mountpoint);
     if (!realpath(o->mountpoint, real))
         return sfs_err_set(err, -errno, "mountpoint %s: %s", o->mountpoint, strerror(errno));
-    if (is_mountpoint(real, fstype, sizeof fstype))
-        return sfs_err_set(err, -EBUSY,
-                           "%s is already a mountpoint (%s); unmount it first (fusermount3 -u "
-                           "%s) or choose another", o->mountpoint, fstype, o->mountpoint);
-    return 0;
+    if (!sfs_mountinfo_find(real, &mi))
+        return 0;
+    /* a FUSE mount whose daemon died still answers stat from cached attributes: statfs
+     * always asks the daemon */
+    if (strncmp(mi.fstype, "fuse", 4) == 0 && statfs(real, &sf) < 0 && errno == ENOTCONN)
+        return sfs_err_set(err, -ENOTCONN,
+                           "%s: a dead %s mount is still there (its daemon died); run "
+                           "'fusermount3 -u %s' and mount again", o->mountpoint, mi.fstype,
+                           o->mountpoint);
+    return sfs_err_set(err, -EBUSY,
+                       "%s is already a mountpoint (%s); unmount it first (fusermount3 -u "
+                       "%s) or choose another", o->mountpoint, mi.fstype, o->mountpoint);
 }
 
 static int make_session(struct runtime *rt, struct sfs_err *err)
