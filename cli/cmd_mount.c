@@ -256,7 +256,10 @@ static int run_mount(struct cli *cli, struct mount_args *a)
         return EXIT_FAIL;
     rc = build_plan(cli, a, &plan);
     if (rc == EXIT_OK) {
-        rc = sfs_daemon_run(&plan.o, &is_daemon, &err) < 0 ? EXIT_FAIL : EXIT_OK;
+        int r = sfs_daemon_run(&plan.o, &is_daemon, &err);
+        if (r == -EINPROGRESS && (is_daemon || plan.o.foreground))
+            exit(EXIT_OK); /* the daemon's stuck reload still reads plan: free nothing */
+        rc = r < 0 ? EXIT_FAIL : EXIT_OK;
         if (rc != EXIT_OK && !is_daemon)
             cli_error(cli, "%s", err.msg);
     }

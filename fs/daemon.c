@@ -33,6 +33,7 @@
 
 #define LONG_TIMEOUT (24.0 * 3600.0)
 #define SFS_PLATFORM_FILE_MAX (4u << 20)
+#define STOP_WAIT_S 2 /* how long SIGTERM waits for a reload under way */
 
 struct runtime {
     struct daemon d;
@@ -43,6 +44,7 @@ struct runtime {
     int stop_fd;             /* eventfd: tells the control thread to finish */
     pthread_t control;
     bool control_started;
+    bool abandoned;          /* the control thread outlived shutdown: it owns all of this */
 };
 
 /* ---- process hygiene ---- */
@@ -101,13 +103,21 @@ static int read_platform_file(const struct sfs_mount_opts *o, sfs_set *platform,
     sfs_set *parsed = NULL;
     sfs_arena *scratch = NULL;
     unsigned char *buf;
+    struct stat st;
     size_t len = 0, i;
     int fd, rc = 0;
 
-    fd = open(o->platform_file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    /* never blocks: a FIFO or a device opens at once, and is refused */
+    fd = open(o->platform_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0 || fstat(fd, &st) < 0) {
         rc = sfs_err_set(err, -errno, "platform file: %s: %s", o->platform_file,
                          strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = sfs_err_set(err, -EINVAL, "platform file: %s: is not a regular file (a FIFO, "
+                         "device or directory); point [platform] file at a regular file",
+                         o->platform_file);
         goto out;
     }
     rc = sfs_arena_read_fd(fd, SFS_PLATFORM_FILE_MAX, &scratch, &buf, &len);
@@ -365,6 +375,11 @@ static void *control_thread(void *arg)
     int sfd, wfd = sfs_store_watch_fd(rt->store), timeout = -1;
 
     sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    /* TERM and INT are for the FUSE loop: never this thread, which may be in a reload */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     for (;;) {
@@ -592,16 +607,32 @@ static int start_threads(struct runtime *rt, struct sfs_err *err)
     return 0;
 }
 
-static void stop_control(struct runtime *rt)
+/* Stops the control thread, waiting at most STOP_WAIT_S for a reload under way (its store,
+ * key or platform file may sit on a file system that does not answer).  Returns false when
+ * the thread is still running: then it owns the runtime, which must not be freed (the
+ * process exits soon and takes the thread with it). */
+static bool stop_control(struct runtime *rt)
 {
+    struct timespec deadline;
     uint64_t one = 1;
+    int rc;
 
     if (!rt->control_started)
-        return;
+        return true;
     if (write(rt->stop_fd, &one, sizeof one) < 0)
         sfs_warn("cannot stop the control thread: %s", strerror(errno));
-    pthread_join(rt->control, NULL);
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += STOP_WAIT_S;
+    do
+        rc = pthread_timedjoin_np(rt->control, NULL, &deadline);
+    while (rc == EINTR);
+    if (rc != 0) {
+        sfs_warn("a reload has not finished after %d s (its store, key or platform file does "
+                 "not answer); unmounting without waiting for it", STOP_WAIT_S);
+        return false;
+    }
     rt->control_started = false;
+    return true;
 }
 
 /* Mounts, serves until SIGTERM/SIGINT or an unmount, and unmounts.  Returns 0 or -errno. */
@@ -633,12 +664,14 @@ static int serve_mount(struct runtime *rt, struct sfs_err *err)
     rc = 0;
     fuse_loop_cfg_destroy(loop_cfg);
 out_signals:
-    stop_control(rt);
+    rt->abandoned = !stop_control(rt);
     fuse_remove_signal_handlers(rt->d.se);
 out_unmount:
     fuse_session_unmount(rt->d.se);
-    fuse_session_destroy(rt->d.se);
-    rt->d.se = NULL;
+    if (!rt->abandoned) { /* else the stuck reload may still notify through it */
+        fuse_session_destroy(rt->d.se);
+        rt->d.se = NULL;
+    }
     sfs_info("unmounted %s", rt->d.opts->mountpoint);
     sd_notify(0, "STOPPING=1");
     return rc;
@@ -648,33 +681,41 @@ out_unmount:
  * everything (every generation, also those still pinned by handles). */
 static int run_daemon(const struct sfs_mount_opts *o, int ready_fd, struct sfs_err *err)
 {
-    struct runtime rt = {.ready_fd = ready_fd, .stop_fd = -1};
+    struct runtime *rt = calloc(1, sizeof *rt);
     sigset_t block;
     int rc;
 
-    rt.d.opts = o;
-    rt.d.timeout = LONG_TIMEOUT;
-    pthread_mutex_init(&rt.d.lock, NULL);
+    if (!rt)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    rt->ready_fd = ready_fd;
+    rt->stop_fd = -1;
+    rt->d.opts = o;
+    rt->d.timeout = LONG_TIMEOUT;
+    pthread_mutex_init(&rt->d.lock, NULL);
     /* from here on SIGHUP means "reload": blocked in every thread we start, it waits in
      * the control thread's signalfd, and one that arrives during startup is not lost */
     sigemptyset(&block);
     sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
-    rc = prepare(&rt, err);
+    rc = prepare(rt, err);
     if (rc == 0)
-        rc = serve_mount(&rt, err);
+        rc = serve_mount(rt, err);
+    if (rt->ready_fd >= 0 && rc < 0)
+        report(rt, err->msg);
+    if (rt->abandoned) /* a stuck reload still uses rt, opts and the generation file */
+        return rc < 0 ? rc : sfs_err_set(err, -EINPROGRESS, "unmounted with a reload still "
+                                         "waiting for its files; exiting without it");
     sfs_notify_close();
-    if (rt.ready_fd >= 0 && rc < 0)
-        report(&rt, err->msg);
-    if (rt.stop_fd >= 0)
-        close(rt.stop_fd);
-    rt.d.store = NULL;
-    sfs_store_close(rt.store);
-    if (rt.d.current)
-        sfs_snap_unref(rt.d.current);
-    sfs_set_free(rt.env_platform);
-    sfs_inodes_free(rt.inodes);
-    pthread_mutex_destroy(&rt.d.lock);
+    if (rt->stop_fd >= 0)
+        close(rt->stop_fd);
+    rt->d.store = NULL;
+    sfs_store_close(rt->store);
+    if (rt->d.current)
+        sfs_snap_unref(rt->d.current);
+    sfs_set_free(rt->env_platform);
+    sfs_inodes_free(rt->inodes);
+    pthread_mutex_destroy(&rt->d.lock);
+    free(rt);
     return rc;
 }
 
