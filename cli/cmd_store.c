@@ -30,15 +30,19 @@ static const char keygen_help[] =
     "commands use).  The file is created with mode 0600 and never overwritten.\n";
 
 static const char update_help[] =
-    "usage: secretfs update-secrets [--secrets K=V]... [--secrets-file FILE]\n"
+    "usage: secretfs update-secrets [--secrets K=V|NAME]... [--secrets-file FILE|-]\n"
     "                               [--secret-mount PATH]... [--overwrite]\n"
     "                               [--ignore-empty-secrets] [--reload[=MOUNTPOINT]]\n"
     "                               [store options]\n"
     "\n"
     "Import secrets, as `lk agent update-secrets` does.\n"
     "  --secrets K=V          one secret; parsed as one dotenv line (quoting works as in\n"
-    "                         the file); repeatable; never split on commas\n"
-    "  --secrets-file FILE    a dotenv file, parsed exactly as godotenv 1.5.1 (lk) does\n"
+    "                         the file); repeatable; never split on commas.  The value is\n"
+    "                         blanked in the process's argv at once, but was visible to\n"
+    "                         other users until then: prefer the two forms below\n"
+    "  --secrets NAME         the value of the environment variable NAME, byte for byte\n"
+    "  --secrets-file FILE    a dotenv file, parsed exactly as godotenv 1.5.1 (lk) does;\n"
+    "                         - reads standard input\n"
     "  --secret-mount PATH    store the file's bytes under its base name (at most 1 MiB)\n"
     "  --overwrite            make the store exactly the given set (default: merge)\n"
     "  --ignore-empty-secrets skip empty values (each is named) instead of failing\n"
@@ -269,6 +273,29 @@ static int merge_into(sfs_set *dst, const sfs_set *src, bool fill_only, bool kee
     return 0;
 }
 
+/* `--secrets NAME`: the value of the environment variable NAME, byte for byte (as
+ * `docker run -e NAME` does), so it never appears on a command line.  Prints errors. */
+static int secret_from_env(struct cli *cli, const char *name, sfs_set *in)
+{
+    const char *value = getenv(name), *why;
+
+    if (!sfs_name_valid(name, &why)) {
+        cli_error(cli, "--secrets '%s': the name %s; write --secrets NAME=VALUE, or --secrets "
+                  "NAME to take NAME's value from the environment", name, why);
+        return EXIT_FAIL;
+    }
+    if (!value) {
+        cli_error(cli, "--secrets %s: no variable %s in the environment; export it, or write "
+                  "--secrets %s=VALUE", name, name, name);
+        return EXIT_FAIL;
+    }
+    if (sfs_set_put(in, name, value, strlen(value), 0, 0) < 0) {
+        cli_error(cli, "out of memory");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
 /* Reads the inputs in lk's precedence order into `in`; prints errors.  `origin_file` is
  * the --secrets-file path, for messages about entries that came from it. */
 static int gather_inputs(struct cli *cli, const struct update_args *a, sfs_set *in)
@@ -291,7 +318,15 @@ static int gather_inputs(struct cli *cli, const struct update_args *a, sfs_set *
     }
     for (i = 0; i < a->n_secrets; i++) {
         const char *s = a->secrets[i];
-        if (sfs_dotenv_parse(s, strlen(s), "--secrets", &one, print_warning, cli, &err) < 0) {
+        int r;
+        if (!strpbrk(s, "=:")) {
+            if (secret_from_env(cli, s, in) != EXIT_OK)
+                goto out;
+            continue;
+        }
+        r = sfs_dotenv_parse(s, strlen(s), "--secrets", &one, print_warning, cli, &err);
+        sfs_wipe((char *)s, strlen(s)); /* main's heap copy of the argument (cli/main.c) */
+        if (r < 0) {
             cli_error(cli, "%s (write --secrets NAME=VALUE)", err.msg);
             goto out;
         }
