@@ -25,6 +25,7 @@ enum {
     OPT_CONFIG,
     OPT_HELP,
     OPT_RELOAD,
+    OPT_LOCK_TIMEOUT,
     OPT_FIRST_COMMAND_OPTION,
 };
 

@@ -18,10 +18,13 @@
 #include "secrets/dotenv.h"
 #include "secrets/names.h"
 
-#define RELOAD_OPTION {"reload", optional_argument, NULL, OPT_RELOAD}
+#define RELOAD_OPTION {"reload", optional_argument, NULL, OPT_RELOAD}, \
+    {"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT}
 #define RELOAD_HELP \
     "  --reload[=MOUNTPOINT]  then make the daemon serving MOUNTPOINT (default: [mount]\n" \
-    "                         mountpoint, then " SFS_DEFAULT_MOUNTPOINT ") serve the change\n"
+    "                         mountpoint, then " SFS_DEFAULT_MOUNTPOINT ") serve the change\n" \
+    "  --lock-timeout SECONDS wait at most this long for another command's store lock\n" \
+    "                         (default 30; after a second it says that it waits)\n"
 
 static const char keygen_help[] =
     "usage: secretfs keygen [--key-file PATH | PATH] [--config PATH]\n"
@@ -87,6 +90,22 @@ static int64_t now_seconds(void)
  * `handle`.  Returns -1 to go on, or an exit code. */
 typedef int (*option_fn)(struct cli *cli, int opt, const char *arg, void *ctx);
 
+/* --lock-timeout SECONDS (a positive number, at most a day) into cli->lock_timeout_ms. */
+static int parse_lock_timeout(struct cli *cli, const char *arg)
+{
+    char *end;
+    double seconds = strtod(arg, &end);
+
+    if (end == arg || *end || !(seconds > 0) || seconds > 86400) {
+        cli_error(cli, "--lock-timeout %s: give a number of seconds, such as 30", arg);
+        return -EINVAL;
+    }
+    cli->lock_timeout_ms = (unsigned)(seconds * 1000.0);
+    if (cli->lock_timeout_ms == 0)
+        cli->lock_timeout_ms = 1;
+    return 0;
+}
+
 static int parse_options(struct cli *cli, int argc, char **argv, const struct option *extra,
                          size_t n_extra, const char *help, option_fn handle, void *ctx)
 {
@@ -109,6 +128,11 @@ static int parse_options(struct cli *cli, int argc, char **argv, const struct op
         if (opt == OPT_RELOAD) {
             cli->want_reload = true;
             cli->reload_mount = optarg;
+            continue;
+        }
+        if (opt == OPT_LOCK_TIMEOUT) {
+            if (parse_lock_timeout(cli, optarg) < 0)
+                return cli_usage(cli, help, false);
             continue;
         }
         if (!handle || handle(cli, opt, optarg, ctx) != 0)
@@ -273,20 +297,17 @@ static int merge_into(sfs_set *dst, const sfs_set *src, bool fill_only, bool kee
     return 0;
 }
 
-/* `--secrets NAME`: the value of the environment variable NAME, byte for byte (as
- * `docker run -e NAME` does), so it never appears on a command line.  Prints errors. */
-static int secret_from_env(struct cli *cli, const char *name, sfs_set *in)
+/* `--secrets NAME` (the `nth` --secrets, NAME a valid name): the value of the environment
+ * variable NAME, byte for byte (as `docker run -e NAME` does), so it never appears on a
+ * command line.  Prints errors. */
+static int secret_from_env(struct cli *cli, const char *name, size_t nth, sfs_set *in)
 {
-    const char *value = getenv(name), *why;
+    const char *value = getenv(name);
 
-    if (!sfs_name_valid(name, &why)) {
-        cli_error(cli, "--secrets '%s': the name %s; write --secrets NAME=VALUE, or --secrets "
-                  "NAME to take NAME's value from the environment", name, why);
-        return EXIT_FAIL;
-    }
+    /* the argument is not quoted: it may be a value given without its NAME= */
     if (!value) {
-        cli_error(cli, "--secrets %s: no variable %s in the environment; export it, or write "
-                  "--secrets %s=VALUE", name, name, name);
+        cli_error(cli, "--secrets #%zu has no '=' and names no variable of the environment; "
+                  "write --secrets NAME=VALUE, or export NAME and write --secrets NAME", nth);
         return EXIT_FAIL;
     }
     if (sfs_set_put(in, name, value, strlen(value), 0, 0) < 0) {
@@ -302,6 +323,7 @@ static int gather_inputs(struct cli *cli, const struct update_args *a, sfs_set *
 {
     struct sfs_err err;
     sfs_set *one = NULL, *file_set = NULL, *raw = NULL;
+    const char *why;
     size_t i;
     int rc = EXIT_FAIL;
 
@@ -319,8 +341,8 @@ static int gather_inputs(struct cli *cli, const struct update_args *a, sfs_set *
     for (i = 0; i < a->n_secrets; i++) {
         const char *s = a->secrets[i];
         int r;
-        if (!strpbrk(s, "=:")) {
-            if (secret_from_env(cli, s, in) != EXIT_OK)
+        if (!strpbrk(s, "=:") && sfs_name_valid(s, &why)) {
+            if (secret_from_env(cli, s, i + 1, in) != EXIT_OK)
                 goto out;
             continue;
         }
@@ -486,7 +508,7 @@ int cmd_update_secrets(struct cli *cli, int argc, char **argv)
     struct update_args a = {0};
     struct merge m = {.cli = cli};
     sfs_set *in = NULL;
-    int rc = parse_options(cli, argc, argv, extra, 6, update_help, update_option, &a);
+    int rc = parse_options(cli, argc, argv, extra, 7, update_help, update_option, &a);
 
     if (rc >= 0)
         goto out;
@@ -536,7 +558,7 @@ int cmd_set(struct cli *cli, int argc, char **argv)
     struct sfs_err err;
     struct merge m = {.cli = cli};
     sfs_set *in = NULL;
-    int rc = parse_options(cli, argc, argv, extra, 2, set_help, set_option, &from);
+    int rc = parse_options(cli, argc, argv, extra, 3, set_help, set_option, &from);
 
     if (rc >= 0)
         return rc;
@@ -611,7 +633,7 @@ int cmd_rm(struct cli *cli, int argc, char **argv)
 {
     static const struct option extra[] = {RELOAD_OPTION};
     struct removal r = {.cli = cli};
-    int rc = parse_options(cli, argc, argv, extra, 1, rm_help, NULL, NULL);
+    int rc = parse_options(cli, argc, argv, extra, 2, rm_help, NULL, NULL);
 
     if (rc >= 0)
         return rc;

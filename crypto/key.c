@@ -178,6 +178,13 @@ static int open_checked(const char *path, struct sfs_err *err)
         rc = mode_error(path, st.st_mode, err);
         goto out_close;
     }
+    /* as OpenSSH's StrictModes: a key someone else owns is someone else's to swap */
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        rc = sfs_err_set(err, -EPERM, "%s: owned by uid %u, not by the user running secretfs "
+                         "(uid %u) or root; chown %u %s (or use a key of your own)", path,
+                         (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), path);
+        goto out_close;
+    }
     if (st.st_size != (off_t)KEY_LINE_LEN) {
         rc = sfs_err_set(err, -EINVAL, "%s: is %lld bytes, but a secretfs key file is exactly "
                          "%zu (\"" KEY_PREFIX "\", %d base64 characters, a newline); "
