@@ -63,6 +63,10 @@ static int harden_process(struct sfs_err *err)
      * glibc would add one (about 1 MB resident) each time workers contend, up to 8 per core.
      * Secrets never live in malloc memory (crypto/secmem.h). */
     (void)mallopt(M_ARENA_MAX, 2);
+    /* A fixed threshold (glibc raises it after every large free otherwise): a generation's
+     * entry and inode arrays are mmapped and go back to the system when it is freed, so
+     * reloads of fresh names do not leave the heap fragmented and growing. */
+    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     return 0;
 }
 
@@ -571,6 +575,7 @@ static int prepare(struct runtime *rt, struct sfs_err *err)
     if (rc < 0)
         return rc;
     rt->inodes = sfs_inodes_new();
+    rt->d.inodes = rt->inodes;
     rt->env_platform = read_env_platform(o);
     rt->stop_fd = eventfd(0, EFD_CLOEXEC);
     if (!rt->inodes || !rt->env_platform || rt->stop_fd < 0)
