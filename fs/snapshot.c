@@ -23,6 +23,7 @@
  * every name ever served.  Names of retired records are compacted away when they are most
  * of `names`. */
 #define REC_RETIRED UINT32_MAX
+#define VIEW_OWN_ARENA (64u * 1024u) /* views this large get memory of their own */
 
 struct inode_rec {
     uint32_t name;     /* offset of the NUL-terminated name in `names`, or REC_RETIRED */
@@ -573,12 +574,16 @@ const unsigned char *sfs_snap_view_data(struct snapshot *s, const struct snap_en
     pthread_mutex_lock(&p->view_lock);
     view_measure(p, me);
     if (!me->data) {
-        /* an arena of its own, of exactly this size (a shared one would double) */
+        /* a large view gets an arena of its own, of exactly its size (the shared one grows
+         * by doubling: .env after a 220 MB .env.json would map 440 MB); small ones share */
         sfs_arena **mem = &p->view_mem[e->ino == SFS_INO_ENV ? 0 : 1];
+        size_t len = (size_t)me->size + 1;
+        sfs_arena *arena;
         char *buf;
-        if (!*mem)
-            *mem = sfs_arena_new((size_t)me->size + 1);
-        buf = *mem ? sfs_arena_alloc(*mem, (size_t)me->size + 1) : NULL;
+        if (len >= VIEW_OWN_ARENA && !*mem)
+            *mem = sfs_arena_new(len);
+        arena = len >= VIEW_OWN_ARENA ? *mem : s->views;
+        buf = arena ? sfs_arena_alloc(arena, len) : NULL;
         if (buf && view_render(p, me, buf, (size_t)me->size + 1) == me->size)
             me->data = (const unsigned char *)buf;
     }
