@@ -342,7 +342,12 @@ static int run_mount(struct cli *cli, struct mount_args *a)
     if (rc == EXIT_OK)
         rc = apply_audit(cli, a, &plan.o);
     if (rc == EXIT_OK) {
-        rc = sfs_daemon_run(&plan.o, &is_daemon, &err) < 0 ? EXIT_FAIL : EXIT_OK;
+        int r = sfs_daemon_run(&plan.o, &is_daemon, &err);
+        /* the daemon's stuck reload still reads plan: free nothing, and run no exit
+         * handlers (a leak checker's would wait for the stuck thread) */
+        if (r == -EINPROGRESS && (is_daemon || plan.o.foreground))
+            _exit(EXIT_OK);
+        rc = r < 0 ? EXIT_FAIL : EXIT_OK;
         if (rc != EXIT_OK && !is_daemon)
             cli_error(cli, "%s", err.msg);
     }
@@ -419,50 +424,109 @@ int cmd_mount_helper(struct cli *cli, int argc, char **argv)
 
 /* ---- reload ---- */
 
-/* The caller has already written the store.  Any reload that begins after .status is read
- * here loads that store, and the SIGHUP sent next makes sure one begins (SIGHUPs that arrive
- * during a reload coalesce into one more reload).  So: remember how many reloads had begun,
- * signal, and wait until that many plus one have finished; reloads run one at a time. */
+/* How `reload` knows a reload began after it was called, whatever the kernel caches.  The
+ * generation file (outside the mount, so no page cache) has a seq that turns odd when a
+ * reload starts, before the store is read, and even when it ends: seeing S now, a reload
+ * ending at S + 2 (S even) or S + 3 (S odd: one was already under way and may have read the
+ * old store) began after this moment.  Without a generation file, the .status counts are the
+ * fallback: the daemon invalidates .status when a reload begins, before it reads the store,
+ * so a count read from a cached page was read before any reload it does not count. */
+struct reload_mark {
+    bool by_seq;
+    uint64_t seq_target;     /* by_seq: wait for seq >= this */
+    uint64_t started;        /* else: wait for reloads > this */
+    char notify[256];        /* the generation file */
+};
+
+static void reload_mark_take(const struct sfs_status *st, struct reload_mark *m)
+{
+    struct sfs_genfile g;
+
+    memset(m, 0, sizeof *m);
+    m->started = st->started;
+    if (st->notify[0] && sfs_genfile_read(st->notify, &g) == 0 && g.pid == st->pid) {
+        m->by_seq = true;
+        snprintf(m->notify, sizeof m->notify, "%s", st->notify);
+        m->seq_target = g.seq + (g.seq % 2 ? 3 : 2);
+    }
+}
+
+/* Whether the reload the mark waits for has ended; then *st is .status (its outcome). */
+static bool reload_mark_done(const char *mountpoint, const struct reload_mark *m, long pid,
+                             struct sfs_status *st)
+{
+    struct sfs_genfile g;
+
+    if (m->by_seq) {
+        if (sfs_genfile_read(m->notify, &g) < 0 || g.pid != pid || g.seq < m->seq_target)
+            return false;
+        /* .status was updated and invalidated before seq reached the target */
+        return sfs_status_read(mountpoint, st) == 0 && st->pid == pid;
+    }
+    return sfs_status_read(mountpoint, st) == 0 && st->pid == pid && st->reloads > m->started;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* Prints the outcome in `after`; returns the exit code. */
+static int reload_outcome(struct cli *cli, const char *mountpoint, const struct sfs_status *after)
+{
+    const char *why = after->last_reload;
+
+    if (strcmp(why, "ok") == 0) {
+        printf("%s: reloaded, generation %llu\n", mountpoint,
+               (unsigned long long)after->generation);
+        return EXIT_OK;
+    }
+    if (strncmp(why, "error: ", 7) == 0)
+        why += 7;
+    cli_error(cli, "reload failed; the daemon keeps serving generation %llu: %s",
+              (unsigned long long)after->generation, why);
+    return EXIT_FAIL;
+}
+
+/* The caller has already written the store.  Checks that `mountpoint` is a live secretfs
+ * mount served by the pid its .status names (fs/status.h), marks the present moment (see
+ * struct reload_mark), sends SIGHUP (SIGHUPs that arrive during a reload coalesce into one
+ * more reload, which begins after the signal) and waits for a reload that began after the
+ * mark to end. */
 int cli_reload_mount(struct cli *cli, const char *mountpoint, double timeout)
 {
     struct sfs_status before, after;
-    struct timespec start, now, nap = {0, 10 * 1000 * 1000};
-    int rc = sfs_status_read(mountpoint, &before);
+    struct timespec start, nap = {0, 10 * 1000 * 1000};
+    struct reload_mark mark;
+    struct sfs_err err;
 
-    if (rc < 0) {
-        cli_error(cli, "%s/.status: %s; is a secretfs daemon serving %s?", mountpoint,
-                  strerror(-rc), mountpoint);
+    if (sfs_status_read_verified(mountpoint, &before, &err) < 0) {
+        cli_error(cli, "%s", err.msg);
         return EXIT_FAIL;
     }
+    reload_mark_take(&before, &mark);
     if (kill((pid_t)before.pid, SIGHUP) < 0) {
         cli_error(cli, "cannot signal the daemon (pid %ld): %s", before.pid, strerror(errno));
         return EXIT_FAIL;
     }
     clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        if (sfs_status_read(mountpoint, &after) == 0 && after.reloads > before.started) {
-            const char *why = after.last_reload;
-
-            if (strcmp(why, "ok") == 0) {
-                printf("%s: reloaded, generation %llu\n", mountpoint,
-                       (unsigned long long)after.generation);
-                return EXIT_OK;
-            }
-            if (strncmp(why, "error: ", 7) == 0)
-                why += 7;
-            cli_error(cli, "reload failed; the daemon keeps serving generation %llu: %s",
-                      (unsigned long long)after.generation, why);
+    while (!reload_mark_done(mountpoint, &mark, before.pid, &after)) {
+        if (kill((pid_t)before.pid, 0) < 0 && errno == ESRCH) {
+            cli_error(cli, "the daemon (pid %ld) exited before it reloaded %s", before.pid,
+                      mountpoint);
             return EXIT_FAIL;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 >
-            timeout) {
+        if (seconds_since(&start) > timeout) {
             cli_error(cli, "no answer from the daemon (pid %ld) within %.1f s", before.pid,
                       timeout);
             return EXIT_FAIL;
         }
         nanosleep(&nap, NULL);
     }
+    return reload_outcome(cli, mountpoint, &after);
 }
 
 const char *cli_default_mountpoint(struct cli *cli)

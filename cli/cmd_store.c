@@ -18,21 +18,28 @@
 #include "secrets/dotenv.h"
 #include "secrets/names.h"
 
-#define RELOAD_OPTION {"reload", optional_argument, NULL, OPT_RELOAD}
+#define RELOAD_OPTION {"reload", optional_argument, NULL, OPT_RELOAD}, \
+    {"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT}
 #define RELOAD_HELP \
     "  --reload[=MOUNTPOINT]  then make the daemon serving MOUNTPOINT (default: [mount]\n" \
-    "                         mountpoint, then " SFS_DEFAULT_MOUNTPOINT ") serve the change\n"
+    "                         mountpoint, then " SFS_DEFAULT_MOUNTPOINT ") serve the change\n" \
+    "  --lock-timeout SECONDS wait at most this long for another command's store lock\n" \
+    "                         (default 30; after a second it says that it waits)\n"
 
 static const char update_help[] =
-    "usage: secretfs update-secrets [--secrets K=V]... [--secrets-file FILE]\n"
+    "usage: secretfs update-secrets [--secrets K=V|NAME]... [--secrets-file FILE|-]\n"
     "                               [--secret-mount PATH]... [--overwrite]\n"
     "                               [--ignore-empty-secrets] [--reload[=MOUNTPOINT]]\n"
     "                               [store options]\n"
     "\n"
     "Import secrets, as `lk agent update-secrets` does.\n"
     "  --secrets K=V          one secret; parsed as one dotenv line (quoting works as in\n"
-    "                         the file); repeatable; never split on commas\n"
-    "  --secrets-file FILE    a dotenv file, parsed exactly as godotenv 1.5.1 (lk) does\n"
+    "                         the file); repeatable; never split on commas.  The value is\n"
+    "                         blanked in the process's argv at once, but was visible to\n"
+    "                         other users until then: prefer the two forms below\n"
+    "  --secrets NAME         the value of the environment variable NAME, byte for byte\n"
+    "  --secrets-file FILE    a dotenv file, parsed exactly as godotenv 1.5.1 (lk) does;\n"
+    "                         - reads standard input\n"
     "  --secret-mount PATH    store the file's bytes under its base name (at most 1 MiB)\n"
     "  --overwrite            make the store exactly the given set (default: merge)\n"
     "  --ignore-empty-secrets skip empty values (each is named) instead of failing\n"
@@ -77,6 +84,22 @@ static int64_t now_seconds(void)
  * `handle`.  Returns -1 to go on, or an exit code. */
 typedef int (*option_fn)(struct cli *cli, int opt, const char *arg, void *ctx);
 
+/* --lock-timeout SECONDS (a positive number, at most a day) into cli->lock_timeout_ms. */
+static int parse_lock_timeout(struct cli *cli, const char *arg)
+{
+    char *end;
+    double seconds = strtod(arg, &end);
+
+    if (end == arg || *end || !(seconds > 0) || seconds > 86400) {
+        cli_error(cli, "--lock-timeout %s: give a number of seconds, such as 30", arg);
+        return -EINVAL;
+    }
+    cli->lock_timeout_ms = (unsigned)(seconds * 1000.0);
+    if (cli->lock_timeout_ms == 0)
+        cli->lock_timeout_ms = 1;
+    return 0;
+}
+
 static int parse_options(struct cli *cli, int argc, char **argv, const struct option *extra,
                          size_t n_extra, const char *help, option_fn handle, void *ctx)
 {
@@ -99,6 +122,11 @@ static int parse_options(struct cli *cli, int argc, char **argv, const struct op
         if (opt == OPT_RELOAD) {
             cli->want_reload = true;
             cli->reload_mount = optarg;
+            continue;
+        }
+        if (opt == OPT_LOCK_TIMEOUT) {
+            if (parse_lock_timeout(cli, optarg) < 0)
+                return cli_usage(cli, help, false);
             continue;
         }
         if (!handle || handle(cli, opt, optarg, ctx) != 0)
@@ -246,12 +274,33 @@ static int merge_into(sfs_set *dst, const sfs_set *src, bool fill_only, bool kee
     return 0;
 }
 
+/* `--secrets NAME` (the `nth` --secrets, NAME a valid name): the value of the environment
+ * variable NAME, byte for byte (as `docker run -e NAME` does), so it never appears on a
+ * command line.  Prints errors. */
+static int secret_from_env(struct cli *cli, const char *name, size_t nth, sfs_set *in)
+{
+    const char *value = getenv(name);
+
+    /* the argument is not quoted: it may be a value given without its NAME= */
+    if (!value) {
+        cli_error(cli, "--secrets #%zu has no '=' and names no variable of the environment; "
+                  "write --secrets NAME=VALUE, or export NAME and write --secrets NAME", nth);
+        return EXIT_FAIL;
+    }
+    if (sfs_set_put(in, name, value, strlen(value), 0, 0) < 0) {
+        cli_error(cli, "out of memory");
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
 /* Reads the inputs in lk's precedence order into `in`; prints errors.  `origin_file` is
  * the --secrets-file path, for messages about entries that came from it. */
 static int gather_inputs(struct cli *cli, const struct update_args *a, sfs_set *in)
 {
     struct sfs_err err;
     sfs_set *one = NULL, *file_set = NULL, *raw = NULL;
+    const char *why;
     size_t i;
     int rc = EXIT_FAIL;
 
@@ -268,7 +317,15 @@ static int gather_inputs(struct cli *cli, const struct update_args *a, sfs_set *
     }
     for (i = 0; i < a->n_secrets; i++) {
         const char *s = a->secrets[i];
-        if (sfs_dotenv_parse(s, strlen(s), "--secrets", &one, print_warning, cli, &err) < 0) {
+        int r;
+        if (!strpbrk(s, "=:") && sfs_name_valid(s, &why)) {
+            if (secret_from_env(cli, s, i + 1, in) != EXIT_OK)
+                goto out;
+            continue;
+        }
+        r = sfs_dotenv_parse(s, strlen(s), "--secrets", &one, print_warning, cli, &err);
+        sfs_wipe((char *)s, strlen(s)); /* main's heap copy of the argument (cli/main.c) */
+        if (r < 0) {
             cli_error(cli, "%s (write --secrets NAME=VALUE)", err.msg);
             goto out;
         }
@@ -428,7 +485,7 @@ int cmd_update_secrets(struct cli *cli, int argc, char **argv)
     struct update_args a = {0};
     struct merge m = {.cli = cli};
     sfs_set *in = NULL;
-    int rc = parse_options(cli, argc, argv, extra, 6, update_help, update_option, &a);
+    int rc = parse_options(cli, argc, argv, extra, 7, update_help, update_option, &a);
 
     if (rc >= 0)
         goto out;
@@ -478,7 +535,7 @@ int cmd_set(struct cli *cli, int argc, char **argv)
     struct sfs_err err;
     struct merge m = {.cli = cli};
     sfs_set *in = NULL;
-    int rc = parse_options(cli, argc, argv, extra, 2, set_help, set_option, &from);
+    int rc = parse_options(cli, argc, argv, extra, 3, set_help, set_option, &from);
 
     if (rc >= 0)
         return rc;
@@ -553,7 +610,7 @@ int cmd_rm(struct cli *cli, int argc, char **argv)
 {
     static const struct option extra[] = {RELOAD_OPTION};
     struct removal r = {.cli = cli};
-    int rc = parse_options(cli, argc, argv, extra, 1, rm_help, NULL, NULL);
+    int rc = parse_options(cli, argc, argv, extra, 2, rm_help, NULL, NULL);
 
     if (rc >= 0)
         return rc;

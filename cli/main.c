@@ -330,12 +330,59 @@ static void print_version(void)
         printf("kernel FUSE protocol unknown: %s\n", err.msg);
 }
 
+/* Where a --secrets argument's value starts ("K=V", "K: V": after the first '=' or ':'),
+ * or NULL for the NAME form (the value comes from the environment). */
+static char *value_part(char *arg)
+{
+    char *sep = strpbrk(arg, "=:");
+
+    return sep ? sep + 1 : NULL;
+}
+
+/* Moves `*slot`'s string to the heap and blanks the value in the original, which is what
+ * /proc/PID/cmdline shows every local user.  Out of memory: the argument is blanked all the
+ * same (the command then fails on it) rather than left readable. */
+static void hide_value(char **slot, char *arg)
+{
+    char *value = value_part(arg), *copy;
+
+    if (!value || !*value)
+        return;
+    copy = strdup(*slot);
+    if (copy)
+        *slot = copy;
+    memset(value, 0, strlen(value));
+}
+
+/* The first thing secretfs does: values given as `update-secrets --secrets K=V` (or
+ * --secrets=K=V) are copied to the heap for the command (which wipes them once parsed) and
+ * blanked in argv's own memory.  Only names stay visible to `ps`.  What remains: the moments
+ * between exec and this call. */
+static void hide_argv_values(int argc, char **argv)
+{
+    int i;
+
+    if (argc < 3 || strcmp(argv[1], "update-secrets") != 0)
+        return;
+    for (i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return;
+        if (strcmp(argv[i], "--secrets") == 0 && i + 1 < argc) {
+            i++;
+            hide_value(&argv[i], argv[i]);
+        } else if (strncmp(argv[i], "--secrets=", 10) == 0) {
+            hide_value(&argv[i], argv[i] + 10);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {.prog = "secretfs"};
     size_t i;
     int rc;
 
+    hide_argv_values(argc, argv);
     if (sfs_crypto_init() < 0) {
         fprintf(stderr, "secretfs: error: libsodium failed to initialize\n");
         return EXIT_FAIL;

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,12 +27,14 @@
 #include "fs/notify.h"
 #include "fs/rollback.h"
 #include "fs/serve.h"
+#include "fs/status.h"
 #include "secrets/dotenv.h"
 #include "secrets/names.h"
 #include "util/log.h"
 
 #define LONG_TIMEOUT (24.0 * 3600.0)
 #define SFS_PLATFORM_FILE_MAX (4u << 20)
+#define STOP_WAIT_S 2 /* how long SIGTERM waits for a reload under way */
 
 struct runtime {
     struct daemon d;
@@ -49,6 +52,7 @@ struct runtime {
     uint64_t loaded_version; /* of the set build_next loaded last */
     char *state_path;        /* fs/rollback.h, or NULL */
     uint64_t recorded;       /* what state_path holds */
+    bool abandoned;          /* the control thread outlived shutdown: it owns all of this */
 };
 
 /* ---- process hygiene ---- */
@@ -67,6 +71,10 @@ static int harden_process(struct sfs_err *err)
      * glibc would add one (about 1 MB resident) each time workers contend, up to 8 per core.
      * Secrets never live in malloc memory (crypto/secmem.h). */
     (void)mallopt(M_ARENA_MAX, 2);
+    /* A fixed threshold (glibc raises it after every large free otherwise): a generation's
+     * entry and inode arrays are mmapped and go back to the system when it is freed, so
+     * reloads of fresh names do not leave the heap fragmented and growing. */
+    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     return 0;
 }
 
@@ -107,13 +115,21 @@ static int read_platform_file(const struct sfs_mount_opts *o, sfs_set *platform,
     sfs_set *parsed = NULL;
     sfs_arena *scratch = NULL;
     unsigned char *buf;
+    struct stat st;
     size_t len = 0, i;
     int fd, rc = 0;
 
-    fd = open(o->platform_file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    /* never blocks: a FIFO or a device opens at once, and is refused */
+    fd = open(o->platform_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0 || fstat(fd, &st) < 0) {
         rc = sfs_err_set(err, -errno, "platform file: %s: %s", o->platform_file,
                          strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = sfs_err_set(err, -EINVAL, "platform file: %s: is not a regular file (a FIFO, "
+                         "device or directory); point [platform] file at a regular file",
+                         o->platform_file);
         goto out;
     }
     rc = sfs_arena_read_fd(fd, SFS_PLATFORM_FILE_MAX, &scratch, &buf, &len);
@@ -462,6 +478,9 @@ static int reload(struct runtime *rt, unsigned flags)
     pthread_mutex_lock(&d->lock);
     d->status.started++;
     pthread_mutex_unlock(&d->lock);
+    /* before the store is read: a `secretfs reload` that finds the old count in the
+     * kernel's cached page read it before this reload began loading */
+    invalidate_status(d);
     sfs_notify_reloading();
     rc = build_next(rt, flags, false, &next, &err);
     if (rc < 0) {
@@ -502,6 +521,11 @@ static void *control_thread(void *arg)
     int sfd, wfd = sfs_store_watch_fd(rt->store), timeout = -1;
 
     sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    /* TERM and INT are for the FUSE loop: never this thread, which may be in a reload */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
     sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -531,45 +555,11 @@ static void *control_thread(void *arg)
 
 /* ---- mounting ---- */
 
-/* Whether something is mounted exactly at `path` (a realpath). */
-static bool is_mountpoint(const char *path, char *fstype, size_t fstype_len)
-{
-    FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[4096];
-    bool found = false;
-
-    if (!f)
-        return false;
-    while (!found && fgets(line, sizeof line, f)) {
-        char mnt[PATH_MAX], type[128], *dash;
-        char *r, *w;
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
-            continue;
-        for (r = w = mnt; *r; r++, w++) { /* undo mountinfo's octal escapes */
-            if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] && r[3]) {
-                *w = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
-                r += 3;
-            } else {
-                *w = *r;
-            }
-        }
-        *w = '\0';
-        if (strcmp(mnt, path) != 0)
-            continue;
-        dash = strstr(line, " - ");
-        if (dash && sscanf(dash + 3, "%127s", type) == 1)
-            snprintf(fstype, fstype_len, "%s", type);
-        else
-            snprintf(fstype, fstype_len, "unknown");
-        found = true;
-    }
-    fclose(f);
-    return found;
-}
-
 static int precheck(const struct sfs_mount_opts *o, struct sfs_err *err)
 {
-    char real[PATH_MAX], fstype[128];
+    struct sfs_mountinfo mi;
+    char real[PATH_MAX];
+    struct statfs sf;
     struct stat st;
     int fd;
 
@@ -602,11 +592,18 @@ static int precheck(const struct sfs_mount_opts *o, struct sfs_err *err)
         return sfs_err_set(err, -ENOTDIR, "mountpoint %s is not a directory", o->mountpoint);
     if (!realpath(o->mountpoint, real))
         return sfs_err_set(err, -errno, "mountpoint %s: %s", o->mountpoint, strerror(errno));
-    if (is_mountpoint(real, fstype, sizeof fstype))
-        return sfs_err_set(err, -EBUSY,
-                           "%s is already a mountpoint (%s); unmount it first (fusermount3 -u "
-                           "%s) or choose another", o->mountpoint, fstype, o->mountpoint);
-    return 0;
+    if (!sfs_mountinfo_find(real, &mi))
+        return 0;
+    /* a FUSE mount whose daemon died still answers stat from cached attributes: statfs
+     * always asks the daemon */
+    if (strncmp(mi.fstype, "fuse", 4) == 0 && statfs(real, &sf) < 0 && errno == ENOTCONN)
+        return sfs_err_set(err, -ENOTCONN,
+                           "%s: a dead %s mount is still there (its daemon died); run "
+                           "'fusermount3 -u %s' and mount again", o->mountpoint, mi.fstype,
+                           o->mountpoint);
+    return sfs_err_set(err, -EBUSY,
+                       "%s is already a mountpoint (%s); unmount it first (fusermount3 -u "
+                       "%s) or choose another", o->mountpoint, mi.fstype, o->mountpoint);
 }
 
 static int make_session(struct runtime *rt, struct sfs_err *err)
@@ -716,6 +713,7 @@ static int prepare(struct runtime *rt, struct sfs_err *err)
     if (rc < 0)
         return rc;
     rt->inodes = sfs_inodes_new();
+    rt->d.inodes = rt->inodes;
     rt->env_platform = read_env_platform(o);
     rt->stop_fd = eventfd(0, EFD_CLOEXEC);
     rt->unlock = sfs_key_unlock_new(o->passphrase_fn, o->passphrase_ctx);
@@ -757,16 +755,32 @@ static int start_threads(struct runtime *rt, struct sfs_err *err)
     return 0;
 }
 
-static void stop_control(struct runtime *rt)
+/* Stops the control thread, waiting at most STOP_WAIT_S for a reload under way (its store,
+ * key or platform file may sit on a file system that does not answer).  Returns false when
+ * the thread is still running: then it owns the runtime, which must not be freed (the
+ * process exits soon and takes the thread with it). */
+static bool stop_control(struct runtime *rt)
 {
+    struct timespec deadline;
     uint64_t one = 1;
+    int rc;
 
     if (!rt->control_started)
-        return;
+        return true;
     if (write(rt->stop_fd, &one, sizeof one) < 0)
         sfs_warn("cannot stop the control thread: %s", strerror(errno));
-    pthread_join(rt->control, NULL);
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += STOP_WAIT_S;
+    do
+        rc = pthread_timedjoin_np(rt->control, NULL, &deadline);
+    while (rc == EINTR);
+    if (rc != 0) {
+        sfs_warn("a reload has not finished after %d s (its store, key or platform file does "
+                 "not answer); unmounting without waiting for it", STOP_WAIT_S);
+        return false;
+    }
     rt->control_started = false;
+    return true;
 }
 
 /* Mounts, serves until SIGTERM/SIGINT or an unmount, and unmounts.  Returns 0 or -errno. */
@@ -798,7 +812,7 @@ static int serve_mount(struct runtime *rt, struct sfs_err *err)
     rc = 0;
     fuse_loop_cfg_destroy(loop_cfg);
 out_signals:
-    stop_control(rt);
+    rt->abandoned = !stop_control(rt);
     fuse_remove_signal_handlers(rt->d.se);
 out_unmount:
     fuse_session_unmount(rt->d.se);
@@ -807,8 +821,10 @@ out_unmount:
     if (rt->ready_started)
         pthread_join(rt->ready, NULL);
     rt->ready_started = false;
-    fuse_session_destroy(rt->d.se);
-    rt->d.se = NULL;
+    if (!rt->abandoned) { /* else the stuck reload may still notify through it */
+        fuse_session_destroy(rt->d.se);
+        rt->d.se = NULL;
+    }
     sfs_info("unmounted %s", rt->d.opts->mountpoint);
     sd_notify(0, "STOPPING=1");
     return rc;
@@ -818,13 +834,17 @@ out_unmount:
  * everything (every generation, also those still pinned by handles). */
 static int run_daemon(const struct sfs_mount_opts *o, int ready_fd, struct sfs_err *err)
 {
-    struct runtime rt = {.ready_fd = ready_fd, .stop_fd = -1};
+    struct runtime *rt = calloc(1, sizeof *rt);
     sigset_t block;
     int rc;
 
-    rt.d.opts = o;
-    rt.d.timeout = LONG_TIMEOUT;
-    pthread_mutex_init(&rt.d.lock, NULL);
+    if (!rt)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    rt->ready_fd = ready_fd;
+    rt->stop_fd = -1;
+    rt->d.opts = o;
+    rt->d.timeout = LONG_TIMEOUT;
+    pthread_mutex_init(&rt->d.lock, NULL);
     /* from here on SIGHUP means "reload" and SIGUSR1 "reopen the audit log": blocked in
      * every thread we start, they wait in the control thread's signalfd, and one that
      * arrives during startup is not lost */
@@ -832,25 +852,29 @@ static int run_daemon(const struct sfs_mount_opts *o, int ready_fd, struct sfs_e
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
-    rc = prepare(&rt, err);
+    rc = prepare(rt, err);
     if (rc == 0)
-        rc = serve_mount(&rt, err);
+        rc = serve_mount(rt, err);
+    if (rt->ready_fd >= 0 && rc < 0)
+        report(rt, err->msg);
+    if (rt->abandoned) /* a stuck reload still uses rt, opts and the generation file */
+        return rc < 0 ? rc : sfs_err_set(err, -EINPROGRESS, "unmounted with a reload still "
+                                         "waiting for its files; exiting without it");
     sfs_notify_close();
-    if (rt.ready_fd >= 0 && rc < 0)
-        report(&rt, err->msg);
-    if (rt.stop_fd >= 0)
-        close(rt.stop_fd);
-    rt.d.store = NULL;
-    sfs_audit_close(rt.d.audit); /* every handler is done: what is queued gets written */
-    rt.d.audit = NULL;
-    sfs_store_close(rt.store);
-    if (rt.d.current)
-        sfs_snap_unref(rt.d.current);
-    sfs_set_free(rt.env_platform);
-    sfs_inodes_free(rt.inodes);
-    sfs_key_unlock_free(rt.unlock);
-    free(rt.state_path);
-    pthread_mutex_destroy(&rt.d.lock);
+    if (rt->stop_fd >= 0)
+        close(rt->stop_fd);
+    rt->d.store = NULL;
+    sfs_audit_close(rt->d.audit); /* every handler is done: what is queued gets written */
+    rt->d.audit = NULL;
+    sfs_store_close(rt->store);
+    if (rt->d.current)
+        sfs_snap_unref(rt->d.current);
+    sfs_set_free(rt->env_platform);
+    sfs_inodes_free(rt->inodes);
+    sfs_key_unlock_free(rt->unlock);
+    free(rt->state_path);
+    pthread_mutex_destroy(&rt->d.lock);
+    free(rt);
     return rc;
 }
 

@@ -73,7 +73,10 @@ struct sfs_mount_opts {
  * visible (returns 0 with *is_daemon false) or the child reports a failure (returns -errno
  * with err holding the child's message).  In the child the call returns only when the daemon
  * stops, with *is_daemon true.  Problems visible before mounting (no /dev/fuse, mountpoint
- * missing or already mounted, store or key errors) are reported this way, never only logged. */
+ * missing or already mounted, store or key errors) are reported this way, never only logged.
+ * -EINPROGRESS after serving: unmounted, but a reload is still stuck in I/O (a store, key or
+ * platform file that does not answer) and uses `opts`: the caller must exit at once (status
+ * 0), freeing nothing. */
 int sfs_daemon_run(const struct sfs_mount_opts *opts, bool *is_daemon, struct sfs_err *err);
 
 /* libfuse's version at run time ("3.14.0"). */

@@ -2,7 +2,9 @@
 #include "fs/notify.h"
 #include "fs/status.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -127,6 +129,55 @@ static void publish(void)
     }
 }
 
+/* Whether process `pid` is gone: no such process, or a zombie nobody reaped yet. */
+static bool pid_gone(long pid)
+{
+    char path[64], buf[512], *close_paren;
+    FILE *f;
+    size_t n;
+
+    if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+        return true;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    close_paren = strrchr(buf, ')');
+    return close_paren && (close_paren[2] == 'Z' || close_paren[2] == 'X');
+}
+
+/* Removes `base`'s mount directories whose generation file names a process that is gone
+ * (a daemon killed with SIGKILL cannot remove its own).  `base` passed open_dir: only its
+ * owner or root can have made its entries.  A directory without a generation file may be a
+ * daemon starting: it stays. */
+static void remove_stale(const char *base)
+{
+    char dir[PATH_MAX], file[PATH_MAX + 32];
+    struct sfs_genfile g;
+    struct dirent *de;
+    DIR *d = opendir(base);
+
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || de->d_type != DT_DIR ||
+            (size_t)snprintf(dir, sizeof dir, "%s/%s", base, de->d_name) >= sizeof dir)
+            continue;
+        snprintf(file, sizeof file, "%s/" NOTIFY_FILE, dir);
+        if (sfs_genfile_read(file, &g) < 0 || g.pid == (long)getpid() || !pid_gone(g.pid))
+            continue;
+        (void)unlink(file);
+        snprintf(file, sizeof file, "%s/." NOTIFY_FILE ".tmp", dir);
+        (void)unlink(file);
+        if (rmdir(dir) == 0)
+            sfs_info("removed %s, left by secretfs pid %ld, which is gone", dir, g.pid);
+    }
+    closedir(d);
+}
+
 int sfs_notify_open(const char *mountpoint)
 {
     char real[PATH_MAX], escaped[NAME_MAX + 1], xdg_dir[PATH_MAX], dir[PATH_MAX];
@@ -150,8 +201,10 @@ int sfs_notify_open(const char *mountpoint)
             continue;
         }
         fd = open_dir(bases[i]);
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+            remove_stale(bases[i]);
+        }
         nf.dirfd = fd < 0 ? fd : open_dir(dir);
         if (nf.dirfd < 0) {
             rc = nf.dirfd;

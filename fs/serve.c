@@ -115,9 +115,27 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         ep.attr_timeout = e->kind == SNAP_STATUS ? 0 : d->timeout;
         fill_attr(d, s, e, &ep.attr);
     }
-    /* a miss replies ino 0: the kernel caches the negative entry until a reload adds it */
-    fuse_reply_entry(req, &ep);
+    /* a miss replies ino 0: the kernel caches the negative entry until a reload adds it;
+     * a hit is counted before the kernel can forget it */
+    sfs_inodes_looked_up(d->inodes, ep.ino);
+    if (fuse_reply_entry(req, &ep) != 0)
+        sfs_inodes_forget(d->inodes, ep.ino, 1);
     sfs_snap_release(s);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    sfs_inodes_forget(daemon_of(req)->inodes, ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    size_t i;
+
+    for (i = 0; i < count; i++)
+        sfs_inodes_forget(daemon_of(req)->inodes, forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -393,6 +411,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 const struct fuse_lowlevel_ops sfs_fuse_ops = {
     .init = op_init,
     .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
     .getattr = op_getattr,
     .open = op_open,
     .read = op_read,

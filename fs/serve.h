@@ -24,6 +24,7 @@ struct daemon {
     struct sfs_audit *audit; /* audit=: every open is recorded (thread-safe), or NULL */
     pthread_mutex_t lock;
     struct snapshot *current;
+    struct inode_table *inodes; /* counts the kernel's lookups (its own lock) */
     struct sfs_status status; /* pid, cache, notify and backend are filled in when shown */
     int64_t changed_at;    /* mtime of .status: the last reload attempt */
     bool no_open;          /* kernel answers opens itself (cache=kernel and capable) */

@@ -9,39 +9,64 @@
 #include "secrets/view.h"
 #include "util/log.h"
 
-/* ---- inode table: name -> (inode number, generation), for the daemon's lifetime ----
+/* ---- inode table: name -> (inode number, generation) ----
  *
- * One record per name ever served; record i is inode SFS_INO_FIRST_SECRET + i.  `order`
- * lists the records by name, so a build, which asks for its names in that same order, finds
+ * One record per name served; record i is inode SFS_INO_FIRST_SECRET + i.  `order` lists
+ * the live records by name, so a build, which asks for its names in that same order, finds
  * each one by walking forward (one strcmp per name, no hashing, no random access), and the
  * names it adds are merged in once at its end.  Compact (16 bytes, the name once, 4 bytes
- * of order) because a daemon holds one per secret: README "Performance". */
+ * of order) because a daemon holds one per secret: README "Performance".
+ *
+ * A name is retired once no live generation holds it and the kernel has forgotten its inode
+ * (the lookup count FUSE keeps, mirrored in `lookups`, is 0): its record goes to `free_recs`
+ * for a later name, with a new generation number, so the table follows what is served, not
+ * every name ever served.  Names of retired records are compacted away when they are most
+ * of `names`. */
+#define REC_RETIRED UINT32_MAX
+#define VIEW_OWN_ARENA (64u * 1024u) /* views this large get memory of their own */
+
 struct inode_rec {
-    uint32_t name;     /* offset of the NUL-terminated name in `names` */
-    uint32_t gen;      /* bumped when the name comes back after being absent */
+    uint32_t name;     /* offset of the NUL-terminated name in `names`, or REC_RETIRED */
+    uint32_t gen;      /* bumped when the name comes back, or the record serves a new one */
     uint64_t seen_in;  /* last snapshot generation that held the name */
 };
 
-struct snapshot_private;
+struct snapshot_private {
+    struct snapshot pub;
+    pthread_mutex_t view_lock;  /* guards lazy rendering of the views */
+    sfs_set *view_set;          /* what the views show, if not all of store */
+    sfs_arena *view_mem[2];     /* .env and .env.json bytes, each sized exactly */
+    struct inode_table *table;  /* whose `live` list holds it */
+    struct snapshot_private *prev, *next;
+};
 
 struct inode_table {
     pthread_mutex_t live_lock;  /* guards `live`: snapshots are freed by request threads */
     struct snapshot_private *live; /* every snapshot built and not yet freed */
+    pthread_mutex_t count_lock; /* guards `lookups` and the size of `recs` (handlers count) */
+    uint32_t *lookups;          /* per record: the kernel's lookup count */
+    size_t lookups_cap;
     struct inode_rec *recs;
-    size_t n, recs_cap;     /* records n0..n-1 were added by the build under way */
-    uint32_t *order;        /* records 0..n0-1, by name */
-    size_t n0, order_cap;
+    size_t n, recs_cap;         /* records in use or retired */
+    uint32_t *order;            /* the live records, by name */
+    size_t n_order, order_cap;
+    uint32_t *added;            /* records the build under way added, in name order */
+    size_t n_added, added_cap;
+    uint32_t *free_recs;        /* retired records */
+    size_t n_free, free_cap;
     char *names;
-    size_t names_len, names_cap;
-    size_t cursor;          /* the build's position in `order` */
+    size_t names_len, names_cap, names_dead, names_mark;
+    size_t cursor;              /* the build's position in `order` */
 };
 
 struct inode_table *sfs_inodes_new(void)
 {
     struct inode_table *t = calloc(1, sizeof *t);
 
-    if (t)
+    if (t) {
         pthread_mutex_init(&t->live_lock, NULL);
+        pthread_mutex_init(&t->count_lock, NULL);
+    }
     return t;
 }
 
@@ -62,8 +87,12 @@ void sfs_inodes_free(struct inode_table *t)
     if (pinned)
         sfs_debug("freed %zu generation(s) still held by open handles at unmount", pinned);
     pthread_mutex_destroy(&t->live_lock);
+    pthread_mutex_destroy(&t->count_lock);
+    free(t->lookups);
     free(t->recs);
     free(t->order);
+    free(t->added);
+    free(t->free_recs);
     free(t->names);
     free(t);
 }
@@ -91,6 +120,37 @@ static int grow_array(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
+/* A record for a new name: a retired one (with a new generation) or a new one at the end.
+ * Returns 0 with *rec, or -ENOMEM. */
+static int rec_new(struct inode_table *t, uint32_t *rec)
+{
+    int rc = 0;
+
+    if (grow_array((void **)&t->added, &t->added_cap, t->n_added + 1, sizeof *t->added) < 0)
+        return -ENOMEM;
+    if (t->n_free) {
+        *rec = t->free_recs[--t->n_free];
+        t->recs[*rec].gen++;
+    } else {
+        pthread_mutex_lock(&t->count_lock);
+        /* the free list always has room for every record: retiring never fails */
+        if (t->n >= UINT32_MAX - SFS_INO_FIRST_SECRET ||
+            grow_array((void **)&t->recs, &t->recs_cap, t->n + 1, sizeof *t->recs) < 0 ||
+            grow_array((void **)&t->lookups, &t->lookups_cap, t->n + 1, sizeof *t->lookups) < 0 ||
+            grow_array((void **)&t->free_recs, &t->free_cap, t->n + 1, sizeof *t->free_recs) < 0)
+            rc = -ENOMEM;
+        if (rc == 0) {
+            *rec = (uint32_t)t->n++;
+            t->recs[*rec].gen = 1;
+            t->lookups[*rec] = 0;
+        }
+        pthread_mutex_unlock(&t->count_lock);
+    }
+    if (rc == 0)
+        t->added[t->n_added++] = *rec;
+    return rc;
+}
+
 /* Assigns (or recalls) the inode number and generation of `name` for snapshot `generation`.
  * Within one build, call it in strictly increasing strcmp order of names, then call
  * inodes_end.  Returns 0, or -ENOMEM (also past 2^32 names or bytes of names). */
@@ -101,21 +161,22 @@ static int inode_of(struct inode_table *t, const char *name, uint64_t generation
     uint32_t rec;
     int c = 1;
 
-    while (t->cursor < t->n0 && (c = strcmp(rec_name(t, t->order[t->cursor]), name)) < 0)
+    if (t->cursor == 0 && t->n_added == 0)
+        t->names_mark = t->names_len;
+    while (t->cursor < t->n_order && (c = strcmp(rec_name(t, t->order[t->cursor]), name)) < 0)
         t->cursor++;
-    if (t->cursor < t->n0 && c == 0) {
+    if (t->cursor < t->n_order && c == 0) {
         rec = t->order[t->cursor];
         if (t->recs[rec].seen_in + 1 < generation)
             t->recs[rec].gen++; /* it was absent in between: a new file for the kernel */
     } else {
         size_t len = strlen(name) + 1;
-        if (t->n >= UINT32_MAX - 1 || t->names_len + len > UINT32_MAX ||
-            grow_array((void **)&t->recs, &t->recs_cap, t->n + 1, sizeof *t->recs) < 0 ||
-            grow_array((void **)&t->names, &t->names_cap, t->names_len + len, 1) < 0)
+        if (t->names_len + len > UINT32_MAX - 1 ||
+            grow_array((void **)&t->names, &t->names_cap, t->names_len + len, 1) < 0 ||
+            rec_new(t, &rec) < 0)
             return -ENOMEM;
         memcpy(t->names + t->names_len, name, len);
-        rec = (uint32_t)t->n++;
-        t->recs[rec] = (struct inode_rec){.name = (uint32_t)t->names_len, .gen = 1};
+        t->recs[rec].name = (uint32_t)t->names_len;
         t->names_len += len;
     }
     r = &t->recs[rec];
@@ -124,41 +185,132 @@ static int inode_of(struct inode_table *t, const char *name, uint64_t generation
     *gen = r->gen;
     return 0;
 }
+/* The generation of the oldest snapshot not yet freed (UINT64_MAX: none). */
+static uint64_t oldest_live(struct inode_table *t)
+{
+    uint64_t oldest = UINT64_MAX;
+    struct snapshot_private *p;
+
+    pthread_mutex_lock(&t->live_lock);
+    for (p = t->live; p; p = p->next)
+        if (((struct snapshot *)p)->generation < oldest)
+            oldest = ((struct snapshot *)p)->generation;
+    pthread_mutex_unlock(&t->live_lock);
+    return oldest;
+}
+
+/* Rewrites `names` with only the live records' names, once the retired ones are most of it. */
+static void compact_names(struct inode_table *t)
+{
+    char *fresh;
+    size_t i, len = 0;
+
+    if (t->names_dead < 65536 || t->names_dead < t->names_len / 2)
+        return;
+    fresh = malloc(t->names_len - t->names_dead);
+    if (!fresh)
+        return; /* keeps the old buffer: only memory */
+    for (i = 0; i < t->n_order; i++) {
+        struct inode_rec *r = &t->recs[t->order[i]];
+        size_t n = strlen(t->names + r->name) + 1;
+        memcpy(fresh + len, t->names + r->name, n);
+        r->name = (uint32_t)len;
+        len += n;
+    }
+    free(t->names);
+    t->names = fresh;
+    t->names_len = t->names_cap = len;
+    t->names_dead = 0;
+}
+
+/* Retires the records that no live snapshot holds and the kernel has forgotten (see the
+ * table's comment).  Called at the end of a build, in the building thread. */
+static void retire_forgotten(struct inode_table *t)
+{
+    uint64_t oldest = oldest_live(t);
+    size_t i, w = 0;
+
+    pthread_mutex_lock(&t->count_lock);
+    for (i = 0; i < t->n_order; i++) {
+        uint32_t rec = t->order[i];
+        struct inode_rec *r = &t->recs[rec];
+        if (r->seen_in < oldest && t->lookups[rec] == 0) {
+            t->names_dead += strlen(t->names + r->name) + 1;
+            r->name = REC_RETIRED;
+            t->free_recs[t->n_free++] = rec;
+        } else {
+            t->order[w++] = rec;
+        }
+    }
+    pthread_mutex_unlock(&t->count_lock);
+    t->n_order = w;
+    compact_names(t);
+}
 
 /* Ends a build: keeps the names it added (merged into `order`) if `keep`, else forgets
- * them.  Returns 0, or -ENOMEM (then they are forgotten: the build must fail). */
+ * them; a kept build then retires what is forgotten.  Returns 0, or -ENOMEM (then they
+ * are forgotten: the build must fail). */
 static int inodes_end(struct inode_table *t, bool keep)
 {
     size_t i, j, w;
+    int rc = 0;
 
     t->cursor = 0;
-    if (t->n == t->n0)
-        return 0;
-    if (!keep || grow_array((void **)&t->order, &t->order_cap, t->n, sizeof *t->order) < 0) {
-        t->names_len = t->recs[t->n0].name; /* added names are stored in record order */
-        t->n = t->n0;
-        return keep ? -ENOMEM : 0;
+    if (keep && t->n_added &&
+        grow_array((void **)&t->order, &t->order_cap, t->n_order + t->n_added,
+                   sizeof *t->order) < 0) {
+        rc = -ENOMEM;
+        keep = false;
     }
-    /* merge from the back: old order[0..n0) with the new records n0..n-1 (in name order) */
-    for (i = t->n0, j = t->n, w = t->n; j > t->n0; ) {
-        if (i > 0 && strcmp(rec_name(t, t->order[i - 1]), rec_name(t, (uint32_t)(j - 1))) > 0)
+    if (!keep) {
+        for (i = 0; i < t->n_added; i++) { /* free again (rec_new made room) */
+            t->recs[t->added[i]].name = REC_RETIRED;
+            t->free_recs[t->n_free++] = t->added[i];
+        }
+        if (t->n_added)
+            t->names_len = t->names_mark; /* added names are stored at the end */
+        t->n_added = 0;
+        return rc;
+    }
+    /* merge from the back: order[0..n_order) with the added records (in name order) */
+    for (i = t->n_order, j = t->n_added, w = t->n_order + t->n_added; j > 0;) {
+        if (i > 0 && strcmp(rec_name(t, t->order[i - 1]), rec_name(t, t->added[j - 1])) > 0)
             t->order[--w] = t->order[--i];
         else
-            t->order[--w] = (uint32_t)--j;
+            t->order[--w] = t->added[--j];
     }
-    t->n0 = t->n;
+    t->n_order += t->n_added;
+    t->n_added = 0;
+    retire_forgotten(t);
     return 0;
+}
+
+void sfs_inodes_looked_up(struct inode_table *t, uint64_t ino)
+{
+    if (ino < SFS_INO_FIRST_SECRET)
+        return;
+    pthread_mutex_lock(&t->count_lock);
+    if (ino - SFS_INO_FIRST_SECRET < t->n)
+        t->lookups[ino - SFS_INO_FIRST_SECRET]++;
+    pthread_mutex_unlock(&t->count_lock);
+}
+
+void sfs_inodes_forget(struct inode_table *t, uint64_t ino, uint64_t nlookup)
+{
+    uint32_t *count;
+
+    if (ino < SFS_INO_FIRST_SECRET)
+        return;
+    pthread_mutex_lock(&t->count_lock);
+    if (ino - SFS_INO_FIRST_SECRET < t->n) {
+        count = &t->lookups[ino - SFS_INO_FIRST_SECRET];
+        *count = nlookup < *count ? *count - (uint32_t)nlookup : 0;
+    }
+    pthread_mutex_unlock(&t->count_lock);
 }
 
 /* ---- snapshots ---- */
 
-struct snapshot_private {
-    struct snapshot pub;
-    pthread_mutex_t view_lock;  /* guards lazy rendering of the views */
-    sfs_set *view_set;          /* what the views show, if not all of store */
-    struct inode_table *table;  /* whose `live` list holds it */
-    struct snapshot_private *prev, *next;
-};
 
 /* Puts a new snapshot on its table's `live` list. */
 static void snap_track(struct inode_table *t, struct snapshot_private *p)
@@ -494,7 +646,16 @@ const unsigned char *sfs_snap_view_data(struct snapshot *s, const struct snap_en
     pthread_mutex_lock(&p->view_lock);
     view_measure(p, me);
     if (!me->data) {
-        char *buf = sfs_arena_alloc(s->views, (size_t)me->size + 1);
+        /* a large view gets an arena of its own, of exactly its size (the shared one grows
+         * by doubling: .env after a 220 MB .env.json would map 440 MB); small ones share */
+        sfs_arena **mem = &p->view_mem[e->ino == SFS_INO_ENV ? 0 : 1];
+        size_t len = (size_t)me->size + 1;
+        sfs_arena *arena;
+        char *buf;
+        if (len >= VIEW_OWN_ARENA && !*mem)
+            *mem = sfs_arena_new(len);
+        arena = len >= VIEW_OWN_ARENA ? *mem : s->views;
+        buf = arena ? sfs_arena_alloc(arena, len) : NULL;
         if (buf && view_render(p, me, buf, (size_t)me->size + 1) == me->size)
             me->data = (const unsigned char *)buf;
     }
@@ -520,6 +681,8 @@ static void snap_free(struct snapshot_private *p)
     sfs_set_free(s->store);
     sfs_set_free(p->view_set);
     sfs_arena_free(s->views);
+    sfs_arena_free(p->view_mem[0]);
+    sfs_arena_free(p->view_mem[1]);
     free(s->entries);
     free(s->by_ino);
     pthread_mutex_destroy(&p->view_lock);

@@ -2,7 +2,8 @@
  * that keeps a name's inode number stable across generations.  Internal to fs/.
  *
  * Threading: the inode table's names are touched only by the thread that builds snapshots
- * (startup, then the reload thread); its list of live snapshots has a lock of its own.  A
+ * (startup, then the reload thread); its list of live snapshots and its lookup counts have
+ * locks of their own.  A
  * published snapshot is read-only; request handlers hold it as the references section
  * below says.
  */
@@ -69,6 +70,14 @@ struct snapshot {
 struct inode_table;
 struct inode_table *sfs_inodes_new(void);
 void sfs_inodes_free(struct inode_table *t);
+
+/* The kernel's lookup count of `ino`, mirrored so that a name gone from every live
+ * generation is retired once the kernel forgets it (its inode number then serves a later
+ * name, with a new generation).  Call looked_up before replying with an entry for `ino`
+ * (and forget(ino, 1) if that reply fails); forget for FUSE's FORGET and BATCH_FORGET.
+ * Inodes below SFS_INO_FIRST_SECRET are ignored.  Thread-safe (the table's count lock). */
+void sfs_inodes_looked_up(struct inode_table *t, uint64_t ino);
+void sfs_inodes_forget(struct inode_table *t, uint64_t ino, uint64_t nlookup);
 
 /* Builds a snapshot from a loaded store and platform set (it takes ownership of both, also
  * on failure; the store set becomes the snapshot's, filtered in place).  Applies --only, the

@@ -56,6 +56,25 @@ int sfs_status_parse(const char *text, size_t len, struct sfs_status *out)
 int sfs_status_read(const char *mountpoint, struct sfs_status *out)
     __attribute__((warn_unused_result));
 
+/* Like sfs_status_read, and first checks that `mountpoint` is the root of a live
+ * fuse.secretfs mount (/proc/self/mountinfo) and then that the pid its .status names runs as
+ * the user who made that mount and, where the caller may look, holds /dev/fuse open: a
+ * .status in a directory someone else controls never makes the caller signal an arbitrary
+ * process.  Returns 0, or -errno with err saying what is wrong and what to do. */
+int sfs_status_read_verified(const char *mountpoint, struct sfs_status *out,
+                             struct sfs_err *err) __attribute__((warn_unused_result));
+
+/* One line of /proc/self/mountinfo. */
+struct sfs_mountinfo {
+    char fstype[128];          /* "fuse.secretfs", "tmpfs", ... */
+    long user_id;              /* FUSE's user_id= option (the mounter), -1 if none */
+    unsigned dev_major, dev_minor;
+};
+
+/* Finds what is mounted exactly at `real` (a realpath; the topmost mount there).  Returns
+ * true with *out filled, false when nothing is. */
+bool sfs_mountinfo_find(const char *real, struct sfs_mountinfo *out);
+
 /* The value of `key` among the backend lines of `st` (e.g. "revision"), copied into out;
  * returns false when absent. */
 bool sfs_status_backend_field(const struct sfs_status *st, const char *key, char *out,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -106,6 +107,72 @@ int sfs_store_read_file(const char *path, const sfs_key *key, sfs_set **out,
     return sfs_store_read_file_versioned(path, key, out, NULL, err);
 }
 
+/* StrictModes for the directory that holds the store file `target` (a resolved path): it
+ * must be owned by the user running secretfs or root and writable by no one else, since
+ * whoever may write it can swap in another store, roll it back, or own the lock file.  A
+ * directory that does not exist yet passes (an update creates it 0700).  Returns 0 or
+ * -EPERM/-errno with err saying what to fix. */
+static int check_store_dir(const char *target, struct sfs_err *err)
+{
+    char *copy = strdup(target);
+    const char *dir;
+    struct stat st;
+    int rc = 0;
+
+    if (!copy)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    dir = dirname(copy);
+    if (stat(dir, &st) < 0) {
+        if (errno != ENOENT)
+            rc = sfs_err_set(err, -errno, "%s: the store's directory %s: %s", target, dir,
+                             strerror(errno));
+    } else if (st.st_uid != geteuid() && st.st_uid != 0) {
+        rc = sfs_err_set(err, -EPERM, "%s: the store's directory %s is owned by uid %u, not "
+                         "by the user running secretfs (uid %u) or root, who could replace "
+                         "the store; chown %u %s or keep the store elsewhere", target, dir,
+                         (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(), dir);
+    } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        rc = sfs_err_set(err, -EPERM, "%s: the store's directory %s is mode %04o, writable by "
+                         "%s, who could replace the store; chmod go-w %s", target, dir,
+                         (unsigned)(st.st_mode & 07777),
+                         (st.st_mode & S_IWGRP) && (st.st_mode & S_IWOTH) ? "group and others"
+                         : (st.st_mode & S_IWGRP) ? "its group" : "others", dir);
+    }
+    free(copy);
+    return rc;
+}
+
+/* Checks the directory of the store `link_path` resolves to (see check_store_dir). */
+static int check_store_location(const char *link_path, struct sfs_err *err)
+{
+    char *target = sfs_store_target(link_path);
+    int rc;
+
+    if (!target)
+        return errno == ENOENT ? 0 : sfs_err_set(err, -errno, "%s: cannot resolve the "
+                                                 "symlink: %s", link_path, strerror(errno));
+    rc = check_store_dir(target, err);
+    free(target);
+    return rc;
+}
+
+/* Gives the new store file `fd` the owner, group and mode of the store it replaces (`old`),
+ * so a rewrite by root leaves a service's store readable by the service.  Returns 0 or
+ * -errno with err set. */
+static int keep_owner_and_mode(int fd, const struct stat *old, const char *path,
+                               struct sfs_err *err)
+{
+    if (fchown(fd, old->st_uid, old->st_gid) < 0)
+        return sfs_err_set(err, -errno, "%s: cannot give the new store the owner of the old "
+                           "one (uid %u, gid %u): %s; run as root or as the store's owner",
+                           path, (unsigned)old->st_uid, (unsigned)old->st_gid,
+                           strerror(errno));
+    if (fchmod(fd, old->st_mode & 0777) < 0)
+        return sfs_err_set(err, -errno, "%s: cannot give the new store the old one's mode "
+                           "%04o: %s", path, (unsigned)(old->st_mode & 0777), strerror(errno));
+    return 0;
+}
+
 /* What to do about a failed write to the store's directory: "; advice", or "". */
 static const char *write_advice(int rc)
 {
@@ -155,6 +222,7 @@ int sfs_store_write_file_versioned(const char *link_path, const sfs_key *key,
     unsigned char *image = NULL;
     size_t image_len = 0;
     char *tmp = NULL, *path;
+    struct stat old;
     int fd = -1, rc;
 
     path = sfs_store_target(link_path);
@@ -183,6 +251,8 @@ int sfs_store_write_file_versioned(const char *link_path, const sfs_key *key,
         goto out_free;
     }
     rc = sfs_write_private(fd, image, image_len, tmp, err);
+    if (rc == 0 && stat(path, &old) == 0 && S_ISREG(old.st_mode))
+        rc = keep_owner_and_mode(fd, &old, path, err);
     if (rc < 0)
         goto out_unlink;
     rc = close(fd) < 0 ? -errno : 0;
@@ -232,8 +302,9 @@ static int lock_wait(int lfd, const char *lock_path, unsigned timeout_ms)
         if (waited >= timeout_ms)
             return -ETIMEDOUT;
         if (waited >= 1000 && !said) {
-            sfs_warn("waiting for %s: another secretfs command is changing the store "
-                     "(giving up after %u s)", lock_path, timeout_ms / 1000);
+            sfs_warn("pid %ld is waiting for %s: another process holds the store's lock "
+                     "(find it with 'fuser %s'); giving up after %.1f s (--lock-timeout)",
+                     (long)getpid(), lock_path, lock_path, timeout_ms / 1000.0);
             said = true;
         }
         nanosleep(&nap, NULL);
@@ -272,9 +343,9 @@ static int store_lock(const char *link_path, unsigned timeout_ms, int *fd, struc
     rc = lock_wait(lfd, lock_path, timeout_ms);
     if (rc < 0) {
         if (rc == -ETIMEDOUT)
-            sfs_err_set(err, rc, "%s: another process has held the store's lock for %u s; "
+            sfs_err_set(err, rc, "%s: another process has held the store's lock for %.1f s; "
                         "find it with 'fuser %s' or retry with a longer --lock-timeout",
-                        lock_path, timeout_ms / 1000, lock_path);
+                        lock_path, timeout_ms / 1000.0, lock_path);
         else
             sfs_err_set(err, rc, "%s: cannot lock: %s", lock_path, strerror(-rc));
         close(lfd);
@@ -325,11 +396,15 @@ static void file_close(sfs_store *s)
 static int file_load_meta(sfs_store *s, const sfs_key *ring, unsigned flags, sfs_set **out,
                           struct sfs_store_meta *meta, struct sfs_err *err)
 {
-    int rc = sfs_store_read_file_versioned(s->location, ring, out, &meta->version, err);
+    int rc = check_store_location(s->location, err);
 
     (void)flags;
     meta->revision = 0;
     meta->has_version = true;   /* a version-1 store is version 0: older than any write */
+    *out = NULL;
+    if (rc < 0)
+        return rc;
+    rc = sfs_store_read_file_versioned(s->location, ring, out, &meta->version, err);
     if (rc == -ENOENT)
         sfs_err_set(err, rc, "%s: no store there; create it with 'secretfs update-secrets'",
                     s->location);
@@ -389,7 +464,9 @@ static int file_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit,
     uint64_t version = 0;
     int lock_fd = -1, rc;
 
-    rc = sfs_mkdir_parents(s->location, err);
+    rc = check_store_location(s->location, err);
+    if (rc == 0)
+        rc = sfs_mkdir_parents(s->location, err);
     if (rc == 0)
         rc = store_lock(s->location, timeout, &lock_fd, err);
     if (rc < 0)

@@ -95,7 +95,8 @@ def test_mode_and_temp_files():
                 umask, mode_of(sb.store)))
         os.chmod(sb.store, 0o644)
         sb.run(["update-secrets", "--secrets", "B=2"], umask=0)
-        check(mode_of(sb.store) == 0o600, "a rewrite left the store %04o" % mode_of(sb.store))
+        check(mode_of(sb.store) == 0o644, "a rewrite changed the store's mode 0644 to %04o" %
+              mode_of(sb.store))
         ino = os.stat(sb.store).st_ino
         sb.run(["rm", "B"])
         check(os.stat(sb.store).st_ino != ino, "the store was rewritten in place, not replaced")
