@@ -3,6 +3,7 @@ ls, inspect, run as root, as the granted uid and as a denied uid, the subset, .e
 in a container, a volume created on first use, reloads reaching running containers, two
 containers on one volume, rm in use and after, bad options named in the CLI's error."""
 import os
+import re
 import signal
 
 from enginelib import IMAGE, check, harness, run_module
@@ -77,6 +78,45 @@ def test_env_sourced_in_container(dk, sb):
           "the header of .env names no path that is false in the container: %r" % p.stdout)
 
 
+ENV_DOCKER_VALUES = {
+    "QUOTES": b"it's \"double\" and `back`",
+    "DOLLARS": b"$HOME ${PATH} $(id)",
+    "BACKSLASH": b"a\\b\\nc\\",
+    "HASH": b"x #y#z",
+    "SPACES": b"  lead and trail \t ",
+    "EQUALS": b"a=b:c=d",
+    "UTF8": "h\u00e9llo \u2603".encode(),
+    "EMPTYISH": b" ",
+    "NEWLINE": b"two\nlines",   # .env.docker cannot carry it: left out, named in a comment
+}
+
+
+def test_env_docker_through_engine(dk, sb):
+    """`docker run --env-file MOUNT/.env.docker`: the real engine hands every variable the
+    view carries to the container byte for byte, and the ones it leaves out are named."""
+    values = {k: harness.canary(k.lower()) + b"|" + v for k, v in ENV_DOCKER_VALUES.items()}
+    sb.set_secrets(values)
+    mnt, _ = sb.mount()
+    with open(os.path.join(mnt, ".env.docker"), "rb") as f:
+        view = f.read()
+    skipped = set(m.decode() for m in re.findall(rb"^# skipped ([A-Za-z0-9._-]+): ", view,
+                                                 re.M))
+    check("NEWLINE" in skipped, ".env.docker does not name NEWLINE as left out: %s"
+          % sorted(skipped))
+    check(len(skipped) < len(values) // 2, ".env.docker leaves out most values: %s"
+          % sorted(skipped))
+    names = sorted(n for n in values if n not in skipped)
+    script = "printf '%s\\0' " + " ".join('"$%s"' % n for n in names)
+    p = dk.run(["--env-file", os.path.join(mnt, ".env.docker"), IMAGE, "sh", "-c", script])
+    got = p.stdout.split(b"\0")[:-1]
+    check(len(got) == len(names), "the container printed %d of %d variables" % (
+        len(got), len(names)))
+    print("  %d variables compared in the container, %d left out" % (len(names), len(skipped)))
+    for name, out in zip(names, got):
+        check(out == values[name], "%s differs in the container (%d bytes, want %d)"
+              % (name, len(out), len(values[name])))
+
+
 def test_volume_driver_creates_on_use(dk, sb):
     values = secrets(sb)
     p = dk.run(["--volume-driver", sb.driver, "-v", "on-use:/run/secrets:ro", IMAGE,
@@ -148,5 +188,6 @@ def test_name_removed_later_is_reported(dk, sb):
 
 if __name__ == "__main__":
     run_module([test_create_ls_inspect_run, test_env_sourced_in_container,
+                test_env_docker_through_engine,
                 test_volume_driver_creates_on_use, test_reload_reaches_running_containers,
                 test_bad_options_named_by_the_cli, test_name_removed_later_is_reported])
