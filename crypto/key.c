@@ -284,10 +284,13 @@ static int check_stat(int fd, const char *path, unsigned flags, off_t *size,
         return sfs_err_set(err, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL,
                            "%s: is %s, not a key file; point --key-file at the key file", path,
                            S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
-    if (geteuid() != 0 && st.st_uid != geteuid() && st.st_uid != 0)
-        return sfs_err_set(err, -EPERM, "%s: is owned by uid %u, not by this user (uid %u) "
-                           "or root, who could replace the key; chown it", path,
-                           (unsigned)st.st_uid, (unsigned)geteuid());
+    /* as OpenSSH's StrictModes, root included: a key someone else owns is theirs to swap */
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return sfs_err_set(err, -EPERM, "%s: is owned by uid %u, not by the user running "
+                           "secretfs (uid %u) or root, and its owner could replace the key; "
+                           "chown %u %s (or use a key of your own)", path,
+                           (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+                           path);
     if (st.st_mode & refused)
         return mode_error(path, st.st_mode & (refused | S_IRWXU), err);
     *size = st.st_size;
