@@ -56,6 +56,7 @@ int sfs_fuse_probe_proto(unsigned *major, unsigned *minor, struct sfs_err *err)
     probe_log[0] = '\0';
     fuse_set_log_func(probe_log_func);
     se = fuse_session_new(&args, &ops, sizeof ops, &p);
+    fuse_opt_free_args(&args); /* parsing may have copied them; the session keeps its own */
     if (!se) {
         rc = sfs_err_set(err, -EIO, "libfuse refused a probe session");
         goto out_rmdir;
