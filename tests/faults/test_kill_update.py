@@ -41,6 +41,10 @@ def names(sb):
     return sorted(e["name"] for e in json.loads(p.stdout))
 
 
+# System calls whose count varies from run to run of the same update (random bytes).
+VARIABLE_CALLS = ("getrandom",)
+
+
 def test_sigkill_at_every_syscall():
     fl.need_strace()
     seed = int(os.environ.get("SFS_FAULTS_SEED", str(int.from_bytes(os.urandom(4), "little"))))
@@ -95,6 +99,7 @@ def test_sigkill_at_every_syscall():
         old_bytes = restore()
 
         seen = {"old": 0, "new": 0}
+        unreached = []
         started = time.monotonic()
         log = os.path.join(sb.dir, "kill.log")
         for i in chosen:
@@ -102,6 +107,15 @@ def test_sigkill_at_every_syscall():
             where = "kill at %s #%d (call %d of %d)" % (name, k, i + 1, len(pts))
             p = fl.strace_run(sb, to_new, log, ["%s:signal=SIGKILL:when=%d" % (name, k)])
             fl.checked(p, where)
+            if p.returncode == 0 and pts[i][0] in VARIABLE_CALLS:
+                # this run made fewer of these calls than the profiled one (glibc and
+                # libsodium read random bytes a varying number of times): the point was
+                # not reached and the update finished, which must have stored the new set
+                check(fl.same_set(fl.store_set(sb), new), "%s: not reached, and the store "
+                      "does not hold the new set" % where)
+                unreached.append(where)
+                old_bytes = restore()
+                continue
             check(p.returncode == -9, "%s: the writer was not killed (exit %d)" % (
                 where, p.returncode))
             check(os.path.exists(sb.store), "%s: the store is gone" % where)
@@ -132,6 +146,10 @@ def test_sigkill_at_every_syscall():
                   len(chosen), elapsed, seen["old"], seen["new"], len(leftovers)))
         check(seen["old"] > 0 and seen["new"] > 0, "the kills did not land on both sides of "
               "the rename")
+        check(len(unreached) <= max(2, len(chosen) // 50), "%d kill points were not reached: "
+              "%s" % (len(unreached), "; ".join(unreached[:5])))
+        if unreached:
+            print("not reached (fewer such calls in that run): %s" % "; ".join(unreached))
 
 
 def test_sigkill_after_random_delays():
