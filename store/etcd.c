@@ -454,14 +454,8 @@ static int apply_one(struct sfs_etcd_kvs *m, struct event *ev)
     } else if (ev->del) {
         return 0;
     } else {
-        if (m->n == m->cap) {
-            size_t cap = m->cap ? 2 * m->cap : 256;
-            struct sfs_etcd_kv *v = realloc(m->v, cap * sizeof *v);
-            if (!v)
-                return -ENOMEM;
-            m->v = v;
-            m->cap = cap;
-        }
+        if (sfs_etcd_kvs_reserve(m) < 0)
+            return -ENOMEM;
         memmove(&m->v[i + 1], &m->v[i], (m->n - i) * sizeof m->v[0]);
         m->n++;
     }

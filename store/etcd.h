@@ -153,6 +153,9 @@ struct sfs_etcd_kvs {
 
 void sfs_etcd_kvs_clear(struct sfs_etcd_kvs *l);
 
+/* Makes room in `l` for one more entry (doubling, from 256).  Returns 0 or -ENOMEM. */
+int sfs_etcd_kvs_reserve(struct sfs_etcd_kvs *l);
+
 /* Reads every key under `prefix` at one revision (paged, pinned to the first page's
  * revision) into *out (empty it with sfs_etcd_kvs_clear).  Keys come in byte order.
  * Returns 0 or an error of sfs_etcd_call. */

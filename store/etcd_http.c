@@ -524,19 +524,29 @@ void sfs_etcd_kvs_clear(struct sfs_etcd_kvs *l)
     memset(l, 0, sizeof *l);
 }
 
+int sfs_etcd_kvs_reserve(struct sfs_etcd_kvs *l)
+{
+    size_t cap;
+    struct sfs_etcd_kv *v;
+
+    if (l->n < l->cap)
+        return 0;
+    cap = l->cap ? 2 * l->cap : 256;
+    v = realloc(l->v, cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    l->v = v;
+    l->cap = cap;
+    return 0;
+}
+
 static int append_kv(struct sfs_etcd_kvs *l, json_t *kv)
 {
     struct sfs_etcd_kv *e;
     unsigned char *k;
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 256;
-        struct sfs_etcd_kv *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    if (sfs_etcd_kvs_reserve(l) < 0)
+        return -ENOMEM;
     e = &l->v[l->n];
     memset(e, 0, sizeof *e);
     if (sfs_etcd_unb64(json_object_get(kv, "key"), &k, &e->klen) < 0)
