@@ -13,6 +13,7 @@ and byte counts; every command's output and every log is searched for planted ca
 """
 import contextlib
 import ctypes
+import json
 import os
 import select
 import signal
@@ -323,3 +324,18 @@ class Fleet(harness.CliSandbox):
 def fleet_main(*tests):
     need_fleet()
     run_all(*tests)
+
+
+def stop_reader(pid, r):
+    """Stops a forked reader child with SIGTERM and returns the JSON report it wrote to the
+    pipe `r` before exiting."""
+    os.kill(pid, signal.SIGTERM)
+    data = b""
+    while True:
+        b = os.read(r, 65536)
+        if not b:
+            break
+        data += b
+    os.close(r)
+    os.waitpid(pid, 0)
+    return json.loads(data)

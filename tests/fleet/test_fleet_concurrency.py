@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 
-from fleetlib import (SECRETFS, Fleet, canary, check, fleet_main, generation_file, read,
+from fleetlib import (SECRETFS, stop_reader, Fleet, canary, check, fleet_main, generation_file, read,
                       redact, serves, wait_until)
 
 N_WRITERS = 10
@@ -111,16 +111,7 @@ def test_reader_sees_all_or_none():
                 wait_until(lambda: all(serves(m, {names[0]: first}) for m in mnts),
                            "update %d on both mounts" % k, mnts)
         finally:
-            os.kill(pid, signal.SIGTERM)
-            data = b""
-            while True:
-                b = os.read(r, 65536)
-                if not b:
-                    break
-                data += b
-            os.close(r)
-            os.waitpid(pid, 0)
-        res = json.loads(data)
+            res = stop_reader(pid, r)
         print("   %d view reads, %d whole-set file reads, %d generations seen" % (
             res["views"], res["files"], res["tags"]))
         check(res["views"] > 0 and res["files"] > 0, "the reader read nothing")

@@ -13,7 +13,7 @@ import json
 import os
 import signal
 
-from fleetlib import Fleet, canary, check, fleet_main, read, serves, status
+from fleetlib import Fleet, canary, check, fleet_main, read, serves, status, stop_reader
 
 
 def prefix_keys(f):
@@ -53,19 +53,6 @@ def start_reader(mnts, expected):
             os._exit(0)
     os.close(w)
     return pid, r
-
-
-def stop_reader(pid, r):
-    os.kill(pid, signal.SIGTERM)
-    data = b""
-    while True:
-        b = os.read(r, 65536)
-        if not b:
-            break
-        data += b
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
 
 
 def resync(f, mnts):

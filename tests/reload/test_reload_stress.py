@@ -7,7 +7,7 @@ import json
 import os
 import time
 
-from reloadlib import (check, collect_readers, fork_reader, install_store, run_all, make_store,
+from reloadlib import (check, read_small, collect_readers, fork_reader, install_store, run_all, make_store,
                        need_fuse, reload_cli, sighup_and_wait, Sandbox, checked_value,
                        verify_value)
 
@@ -39,17 +39,8 @@ def whole_read(path):
         os.close(fd)
 
 
-def small_read(path, chunk=13):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        parts = []
-        while True:
-            b = os.read(fd, chunk)
-            if not b:
-                return b"".join(parts)
-            parts.append(b)
-    finally:
-        os.close(fd)
+def small_read(path):
+    return read_small(path, chunk=13)
 
 
 def classify(data, name):
