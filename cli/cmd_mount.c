@@ -1,6 +1,7 @@
 /* cli/cmd_mount.c — `secretfs mount`, the mount(8) helper form, and `secretfs reload`. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,7 +17,8 @@
 
 static const char mount_help[] =
     "usage: secretfs mount [--config F] [--store S] [--key-file K] [-f|--foreground]\n"
-    "                      [-o OPT[,OPT...]] [--only NAME[,NAME...]] [MOUNTPOINT]\n"
+    "                      [-o OPT[,OPT...]] [--only NAME[,NAME...]]\n"
+    "                      [--mountpoint-fd N] [MOUNTPOINT]\n"
     "\n"
     "Mount the store read-only at MOUNTPOINT (default: [mount] mountpoint, then\n"
     SFS_DEFAULT_MOUNTPOINT ", created if missing).  Returns once the files are visible;\n"
@@ -31,7 +33,12 @@ static const char mount_help[] =
     "                     noallow_other, watch, debug (log FUSE traffic), config=F,\n"
     "                     audit=PATH|journal (record every open; implies cache=none);\n"
     "                     rollback=allow (swapping between prepared stores on purpose);\n"
-    "                     usual mount flags (rw, nosuid, nodev, ...) are accepted\n"
+    "                     status=container (.status without the pid and host paths, for\n"
+    "                     mounts that containers read); usual mount flags (rw, nosuid,\n"
+    "                     nodev, ...) are accepted\n"
+    "  --mountpoint-fd N  mount onto the directory open as descriptor N (a supervisor\n"
+    "                     opened it without following symlinks), which MOUNTPOINT must\n"
+    "                     still name\n"
     "\n"
     "As a mount(8) helper: mount -t fuse.secretfs CONFIG MOUNTPOINT\n";
 
@@ -44,7 +51,7 @@ static const char reload_help[] =
     "keep serving).\n";
 
 enum { OPT_ONLY = OPT_FIRST_COMMAND_OPTION + 20, OPT_TIMEOUT, OPT_STATE_DIR,
-       OPT_ALLOW_ROLLBACK };
+       OPT_ALLOW_ROLLBACK, OPT_MOUNTPOINT_FD };
 
 struct mount_args {
     bool foreground;
@@ -53,6 +60,8 @@ struct mount_args {
     bool watch;
     bool allow_rollback;
     bool rollback_allowed;  /* -o rollback=allow: never refuse an older store */
+    bool status_for_container; /* -o status=container */
+    int mountpoint_fd;      /* --mountpoint-fd N, or 0 */
     const char *state_dir;
     int allow_other;      /* -1: from config or default */
     const char *cache;
@@ -111,6 +120,8 @@ static int parse_o(struct cli *cli, struct mount_args *a, char *list)
             a->no_invalidate = true;
         else if (strcmp(o, "rollback=allow") == 0)
             a->rollback_allowed = true;
+        else if (strcmp(o, "status=container") == 0 || strcmp(o, "status=host") == 0)
+            a->status_for_container = strcmp(o, "status=container") == 0;
         else if (!ignorable_mount_option(o)) {
             cli_error(cli, "unknown mount option '%s'", o);
             return -EINVAL;
@@ -268,6 +279,8 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
     o->foreground = a->foreground;
     o->debug = a->debug;
     o->no_invalidate = a->no_invalidate;
+    o->status_for_container = a->status_for_container;
+    o->mountpoint_fd = a->mountpoint_fd;
     o->store_opts.watch = a->watch || c->watch;
     o->store_opts.lock_timeout_ms = cli->lock_timeout_ms;
     plan_etcd(cli, p);
@@ -364,9 +377,12 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
         {"only", required_argument, NULL, OPT_ONLY},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"allow-rollback", no_argument, NULL, OPT_ALLOW_ROLLBACK},
+        {"mountpoint-fd", required_argument, NULL, OPT_MOUNTPOINT_FD},
         {NULL, 0, NULL, 0},
     };
     struct mount_args a = {.allow_other = -1};
+    char *end;
+    long fd;
     int opt;
 
     optind = 1;
@@ -383,7 +399,16 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
             a.state_dir = optarg;
         else if (opt == OPT_ALLOW_ROLLBACK)
             a.allow_rollback = true;
-        else if (opt == 'o') {
+        else if (opt == OPT_MOUNTPOINT_FD) {
+            errno = 0;
+            fd = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || fd < 3 || fd > INT_MAX) {
+                cli_error(cli, "--mountpoint-fd %s: give an open descriptor number, 3 or more",
+                          optarg);
+                return EXIT_USAGE;
+            }
+            a.mountpoint_fd = (int)fd;
+        } else if (opt == 'o') {
             if (parse_o(cli, &a, optarg) < 0)
                 return cli_usage(cli, mount_help, false);
         } else
@@ -460,8 +485,9 @@ static bool reload_mark_done(const char *mountpoint, const struct reload_mark *m
     if (m->by_seq) {
         if (sfs_genfile_read(m->notify, &g) < 0 || g.pid != pid || g.seq < m->seq_target)
             return false;
-        /* .status was updated and invalidated before seq reached the target */
-        return sfs_status_read(mountpoint, st) == 0 && st->pid == pid;
+        /* .status was updated and invalidated before seq reached the target (a container
+         * view names no pid: the generation file just did) */
+        return sfs_status_read(mountpoint, st) == 0 && (st->pid == pid || st->container_view);
     }
     return sfs_status_read(mountpoint, st) == 0 && st->pid == pid && st->reloads > m->started;
 }

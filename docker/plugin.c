@@ -194,12 +194,14 @@ static char *path_join(const char *dir, const char *name)
     return s;
 }
 
-/* The daemon's pid from MOUNTPOINT/.status, or 0 (stale mount, not secretfs, no file). */
+/* The pid of the daemon serving MOUNTPOINT (its volumes' .status is a container view: the
+ * pid comes from the generation file), or 0 (stale mount, not secretfs, no daemon). */
 static pid_t status_pid(const char *mountpoint)
 {
     struct sfs_status st;
+    struct sfs_err err;
 
-    return sfs_status_read(mountpoint, &st) == 0 ? (pid_t)st.pid : 0;
+    return sfs_status_read_verified(mountpoint, &st, &err) == 0 ? (pid_t)st.pid : 0;
 }
 
 /* True once `pid` has exited: reaped here if it is our child (the plugin is a subreaper),
@@ -354,10 +356,15 @@ static void last_line(char *out, char *dst, size_t size)
     snprintf(dst, size, "%s", *start ? start : "(no message)");
 }
 
+/* The descriptor number a child gets for the fd it is handed (see spawn_child). */
+#define CHILD_FD 3
+#define CHILD_FD_ARG "3"
+
 /* Starts `path` (searched in PATH when it has no '/') with argv: stdin /dev/null, stdout
- * and stderr to mfd, no other descriptors, default signal dispositions, an empty mask. */
-static int spawn_child(const char *path, char *const argv[], int mfd, pid_t *pid, char *msg,
-                       size_t size)
+ * and stderr to mfd, `pass_fd` (if >= 0) as CHILD_FD, no other descriptors, default signal
+ * dispositions, an empty mask. */
+static int spawn_child(const char *path, char *const argv[], int mfd, int pass_fd, pid_t *pid,
+                       char *msg, size_t size)
 {
     static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1,
                                 SIGUSR2, SIGALRM};
@@ -376,7 +383,10 @@ static int spawn_child(const char *path, char *const argv[], int mfd, pid_t *pid
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, mfd, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&fa, mfd, STDERR_FILENO);
-    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
+    if (pass_fd >= 0)
+        posix_spawn_file_actions_adddup2(&fa, pass_fd, CHILD_FD); /* clears FD_CLOEXEC */
+    posix_spawn_file_actions_addclosefrom_np(&fa, pass_fd >= 0 ? CHILD_FD + 1
+                                                               : STDERR_FILENO + 1);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
@@ -433,7 +443,7 @@ static char *child_output(int mfd)
  * gets the last line of its output, and *output (when not NULL) all of it, malloc'd
  * (NULL on failure). */
 static int run_child_output(const char *path, char *const argv[], double timeout,
-                            char **output, char *msg, size_t size)
+                            int pass_fd, char **output, char *msg, size_t size)
 {
     char out[CHILD_OUTPUT_MAX];
     ssize_t n;
@@ -448,7 +458,7 @@ static int run_child_output(const char *path, char *const argv[], double timeout
         snprintf(msg, size, "memfd_create: %s", strerror(errno));
         return -errno;
     }
-    rc = spawn_child(path, argv, mfd, &pid, msg, size);
+    rc = spawn_child(path, argv, mfd, pass_fd, &pid, msg, size);
     if (rc < 0)
         goto out_close;
     rc = wait_child(pid, timeout, argv, &status, msg, size);
@@ -470,7 +480,7 @@ out_close:
 static int run_child(const char *path, char *const argv[], double timeout, char *msg,
                      size_t size)
 {
-    return run_child_output(path, argv, timeout, NULL, msg, size);
+    return run_child_output(path, argv, timeout, -1, NULL, msg, size);
 }
 
 /* argv for `secretfs CMD` with the plugin's --config/--store/--key-file first. */
@@ -499,12 +509,13 @@ static size_t base_argv(struct plugin *p, const char *cmd, char **argv)
 
 /* Creates VOLUMES/NAME relative to the volumes directory's descriptor (mkdirat, then
  * openat with O_NOFOLLOW), so no name swapped above or at it can make the plugin create
- * or accept a mountpoint elsewhere; it must be a directory of the plugin's user. */
+ * or accept a mountpoint elsewhere; it must be a directory of the plugin's user.  Returns
+ * its descriptor, through which the child mounts (--mountpoint-fd), or -errno. */
 static int mountpoint_dir(struct plugin *p, const struct sfs_docker_volume *v,
                           struct sfs_err *err)
 {
     struct stat st;
-    int fd, rc = 0;
+    int fd, rc;
 
     if (mkdirat(p->vols_fd, v->name, 0700) < 0 && errno != EEXIST)
         return sfs_err_set(err, -errno, "%s: cannot create the mountpoint: %s",
@@ -519,6 +530,8 @@ static int mountpoint_dir(struct plugin *p, const struct sfs_docker_volume *v,
     else if (st.st_uid != geteuid())
         rc = sfs_err_set(err, -EPERM, "%s: owned by uid %lu, not the plugin's user; remove it",
                          v->mountpoint, (unsigned long)st.st_uid);
+    else
+        return fd;
     close(fd);
     return rc;
 }
@@ -526,24 +539,28 @@ static int mountpoint_dir(struct plugin *p, const struct sfs_docker_volume *v,
 static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)
 {
     struct plugin *p = ctx;
-    char *argv[20], opts[160], msg[SFS_ERR_MAX];
+    char *argv[20], opts[192], msg[SFS_ERR_MAX];
     size_t n;
-    int rc;
+    int rc, dirfd;
 
-    rc = mountpoint_dir(p, v, err);
-    if (rc < 0)
-        return rc;
-    snprintf(opts, sizeof opts, "cache=%s,uid=%lu,gid=%lu,mode=%04o,allow_other",
-             v->cache_none ? "none" : "kernel", (unsigned long)v->uid, (unsigned long)v->gid,
-             (unsigned)v->mode);
+    dirfd = mountpoint_dir(p, v, err);
+    if (dirfd < 0)
+        return dirfd;
+    /* containers read this .status: no host pid or paths in it (fs/status.h) */
+    snprintf(opts, sizeof opts, "cache=%s,uid=%lu,gid=%lu,mode=%04o,allow_other,"
+             "status=container", v->cache_none ? "none" : "kernel", (unsigned long)v->uid,
+             (unsigned long)v->gid, (unsigned)v->mode);
     n = base_argv(p, "mount", argv);
     argv[n++] = "--only";           /* '' serves every name, whatever [mount] only says */
     argv[n++] = (char *)(v->secrets ? v->secrets : "");
     argv[n++] = "-o";
     argv[n++] = opts;
+    argv[n++] = "--mountpoint-fd";  /* the mount lands on the directory just checked */
+    argv[n++] = CHILD_FD_ARG;
     argv[n++] = (char *)v->mountpoint;
     argv[n] = NULL;
-    rc = run_child(p->o->exe, argv, MOUNT_TIMEOUT_S, msg, sizeof msg);
+    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, dirfd, NULL, msg, sizeof msg);
+    close(dirfd);
     if (rc != 0)
         return sfs_err_set(err, rc < 0 ? rc : -EIO, "%s", msg);
     sfs_info("volume %s: mounted at %s (secrets: %s; owner %lu:%lu, mode %04o, cache=%s)",
@@ -570,19 +587,37 @@ static int fusermount_u(const char *mountpoint, bool lazy, struct sfs_err *err)
     return 0;
 }
 
+/* umount2 on VOLUMES/NAME through a descriptor opened relative to the volumes directory
+ * without following symlinks, as it was mounted: a name swapped since cannot point the
+ * unmount elsewhere.  -1 with errno set, as umount2. */
+static int umount_volume(struct plugin *p, const struct sfs_docker_volume *v, int flags)
+{
+    char target[32];
+    int fd = openat(p->vols_fd, v->name, O_PATH | O_NOFOLLOW | O_CLOEXEC), rc, saved;
+
+    if (fd < 0)
+        return -1;
+    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+    rc = umount2(target, flags);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
 static int op_unmount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)
 {
+    struct plugin *p = ctx;
     pid_t pid = status_pid(v->mountpoint);
     int rc = 0;
 
-    (void)ctx;
-    if (umount2(v->mountpoint, UMOUNT_NOFOLLOW) < 0) {
-        if (errno == EINVAL || errno == ENOENT) {
-            rc = 0; /* nothing mounted there */
+    if (umount_volume(p, v, 0) < 0) {
+        if (errno == EINVAL || errno == ENOENT || errno == ELOOP) {
+            rc = 0; /* nothing mounted there (or a symlink the plugin never made) */
         } else if (errno == EBUSY) {
             sfs_warn("volume %s: %s is busy; detaching it (its daemon exits once the last "
                      "user lets go)", v->name, v->mountpoint);
-            if (umount2(v->mountpoint, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+            if (umount_volume(p, v, MNT_DETACH) < 0)
                 rc = sfs_err_set(err, -errno, "%s: %s", v->mountpoint, strerror(errno));
             pid = 0;
         } else if (errno == EPERM) {
@@ -694,7 +729,7 @@ static int op_store_names(void *ctx, char **names, struct sfs_err *err)
 
     argv[n++] = "--json";
     argv[n] = NULL;
-    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, &out, msg, sizeof msg);
+    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, -1, &out, msg, sizeof msg);
     if (rc != 0) {
         rc = sfs_err_set(err, rc < 0 ? rc : -EIO, "cannot list the store: %s", msg);
         goto out;

@@ -555,6 +555,28 @@ static void *control_thread(void *arg)
 
 /* ---- mounting ---- */
 
+/* With a mountpoint descriptor, the path must still name the directory it was opened on:
+ * a name swapped since (a symlink, another directory) is refused, never mounted over. */
+static int same_dir_as_fd(const struct sfs_mount_opts *o, const struct stat *path_st,
+                          struct sfs_err *err)
+{
+    struct stat fd_st;
+
+    if (o->mountpoint_fd <= 0)
+        return 0;
+    if (fstat(o->mountpoint_fd, &fd_st) < 0)
+        return sfs_err_set(err, -errno, "--mountpoint-fd %d: %s", o->mountpoint_fd,
+                           strerror(errno));
+    if (!S_ISDIR(fd_st.st_mode))
+        return sfs_err_set(err, -ENOTDIR, "--mountpoint-fd %d is not a directory",
+                           o->mountpoint_fd);
+    if (fd_st.st_dev != path_st->st_dev || fd_st.st_ino != path_st->st_ino)
+        return sfs_err_set(err, -EXDEV, "mountpoint %s is no longer the directory "
+                           "--mountpoint-fd %d was opened on (renamed or replaced); nothing "
+                           "was mounted", o->mountpoint, o->mountpoint_fd);
+    return 0;
+}
+
 static int precheck(const struct sfs_mount_opts *o, struct sfs_err *err)
 {
     struct sfs_mountinfo mi;
@@ -590,6 +612,9 @@ static int precheck(const struct sfs_mount_opts *o, struct sfs_err *err)
     }
     if (!S_ISDIR(st.st_mode))
         return sfs_err_set(err, -ENOTDIR, "mountpoint %s is not a directory", o->mountpoint);
+    fd = same_dir_as_fd(o, &st, err);
+    if (fd < 0)
+        return fd;
     if (!realpath(o->mountpoint, real))
         return sfs_err_set(err, -errno, "mountpoint %s: %s", o->mountpoint, strerror(errno));
     if (!sfs_mountinfo_find(real, &mi))
@@ -610,7 +635,7 @@ static int make_session(struct runtime *rt, struct sfs_err *err)
 {
     const struct sfs_mount_opts *o = rt->d.opts;
     struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-    char opts[256];
+    char opts[256], target[PATH_MAX];
     int rc = 0;
 
     snprintf(opts, sizeof opts, "ro,default_permissions,fsname=secretfs,subtype=secretfs%s",
@@ -625,7 +650,14 @@ static int make_session(struct runtime *rt, struct sfs_err *err)
         rc = sfs_err_set(err, -EINVAL, "cannot create the FUSE session (see messages above)");
         goto out;
     }
-    if (fuse_session_mount(rt->d.se, o->mountpoint) != 0) {
+    /* through the descriptor, the kernel mounts on the directory it names whatever has
+     * happened to the path since; libfuse unmounts through the same name at exit, so the
+     * descriptor stays open for the daemon's life */
+    if (o->mountpoint_fd > 0)
+        snprintf(target, sizeof target, "/proc/self/fd/%d", o->mountpoint_fd);
+    else
+        snprintf(target, sizeof target, "%s", o->mountpoint);
+    if (fuse_session_mount(rt->d.se, target) != 0) {
         rc = sfs_err_set(err, -EPERM,
                          "cannot mount on %s (see the message above); mounting needs root, or "
                          "fusermount3 and 'user_allow_other' in /etc/fuse.conf for "

@@ -30,6 +30,13 @@ struct sfs_secret_perm {
 
 struct sfs_mount_opts {
     const char *mountpoint;
+    /* > 0: a directory descriptor a supervisor opened without following symlinks (the Docker
+     * plugin): the mount goes onto exactly that directory, through /proc/self/fd/N, and is
+     * refused if `mountpoint` no longer names it.  0: mount by path. */
+    int mountpoint_fd;
+    /* .status leaves out what is only true on the host (the pid, the generation file's and
+     * the audit log's paths): for mounts that containers see (-o status=container) */
+    bool status_for_container;
     bool create_mountpoint;        /* mkdir it (0755) if missing: only for the default */
     const char *store;             /* a store location (store/store.h): path or etcd://... */
     struct sfs_store_options store_opts; /* incl. `watch` for the file backend */

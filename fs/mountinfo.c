@@ -1,6 +1,7 @@
 /* fs/mountinfo.c — what is mounted where (/proc/self/mountinfo), and whether a mountpoint is
  * a live secretfs mount served by the process its .status names (fs/status.h). */
 #include "fs/status.h"
+#include "fs/notify.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -114,10 +115,10 @@ static int holds_dev_fuse(long pid)
 
 /* Checks the mount side: `mountpoint` is the root of a live fuse.secretfs mount; its mounter's
  * uid goes to *user_id.  Returns 0 or -errno with err saying what is there instead. */
-static int check_mount(const char *mountpoint, long *user_id, struct sfs_err *err)
+static int check_mount(const char *mountpoint, long *user_id, char *real,
+                       struct sfs_err *err)
 {
     struct sfs_mountinfo mi;
-    char real[PATH_MAX];
     struct statfs sf;
 
     if (!realpath(mountpoint, real))
@@ -135,11 +136,37 @@ static int check_mount(const char *mountpoint, long *user_id, struct sfs_err *er
     return 0;
 }
 
+/* A container view names no pid: take it (and the notify path) from the mount's generation
+ * file, which only the mount's user may have written. */
+static int pid_from_genfile(const char *mountpoint, const char *real, long user_id,
+                            struct sfs_status *out, struct sfs_err *err)
+{
+    char paths[2][PATH_MAX + 16];
+    size_t i, n = sfs_notify_candidates(real, paths, 2);
+    struct sfs_genfile g;
+    struct stat st;
+
+    for (i = 0; i < n; i++) {
+        size_t len = strlen(paths[i]);
+        if (len >= sizeof out->notify || lstat(paths[i], &st) < 0 || !S_ISREG(st.st_mode) ||
+            (long)st.st_uid != user_id || sfs_genfile_read(paths[i], &g) < 0)
+            continue;
+        out->pid = g.pid;
+        memcpy(out->notify, paths[i], len + 1);
+        return 0;
+    }
+    return sfs_err_set(err, -ESRCH, "%s/.status is a container view (status=container), which "
+                       "names no pid, and no generation file of its user is at %s%s%s; "
+                       "nothing was signalled", mountpoint, n ? paths[0] : "?",
+                       n > 1 ? " or " : "", n > 1 ? paths[1] : "");
+}
+
 int sfs_status_read_verified(const char *mountpoint, struct sfs_status *out,
                              struct sfs_err *err)
 {
+    char real[PATH_MAX];
     long user_id = -1, uid;
-    int rc = check_mount(mountpoint, &user_id, err);
+    int rc = check_mount(mountpoint, &user_id, real, err);
 
     if (rc < 0)
         return rc;
@@ -148,6 +175,8 @@ int sfs_status_read_verified(const char *mountpoint, struct sfs_status *out,
         return sfs_err_set(err, rc, "%s/.status: %s; is a secretfs daemon serving %s?",
                            mountpoint, rc == -EBADMSG ? "not a secretfs status view"
                                                       : strerror(-rc), mountpoint);
+    if (out->container_view && (rc = pid_from_genfile(mountpoint, real, user_id, out, err)) < 0)
+        return rc;
     /* the mount's .status is what its daemon says: trust the pid only if that process
      * runs as the user who made the mount and (where we may look) holds /dev/fuse */
     uid = uid_of(out->pid);

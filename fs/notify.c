@@ -178,21 +178,44 @@ static void remove_stale(const char *base)
     closedir(d);
 }
 
+/* The base directories, in the order they are tried: /run/secretfs, then
+ * $XDG_RUNTIME_DIR/secretfs (into xdg_dir) when that is set.  Returns how many. */
+static size_t notify_bases(const char *bases[2], char *xdg_dir, size_t cap)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+    bases[0] = NOTIFY_DIR;
+    bases[1] = NULL;
+    if (xdg && xdg[0] == '/' && (size_t)snprintf(xdg_dir, cap, "%s/secretfs", xdg) < cap)
+        bases[1] = xdg_dir;
+    return bases[1] ? 2 : 1;
+}
+
+size_t sfs_notify_candidates(const char *real, char out[][PATH_MAX + 16], size_t max)
+{
+    char escaped[NAME_MAX + 1], xdg_dir[PATH_MAX];
+    const char *bases[2];
+    size_t i, n = 0, nb = notify_bases(bases, xdg_dir, sizeof xdg_dir);
+
+    escape_mountpoint(real, escaped, sizeof escaped);
+    for (i = 0; i < nb && n < max; i++)
+        if ((size_t)snprintf(out[n], PATH_MAX + 16, "%s/%s/" NOTIFY_FILE, bases[i],
+                             escaped) < PATH_MAX + 16)
+            n++;
+    return n;
+}
+
 int sfs_notify_open(const char *mountpoint)
 {
     char real[PATH_MAX], escaped[NAME_MAX + 1], xdg_dir[PATH_MAX], dir[PATH_MAX];
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    const char *bases[2] = {NOTIFY_DIR, NULL};
-    size_t i;
+    const char *bases[2];
+    size_t i, nb = notify_bases(bases, xdg_dir, sizeof xdg_dir);
     int rc = -ENOENT, fd;
 
     if (!realpath(mountpoint, real))
         snprintf(real, sizeof real, "%s", mountpoint);
     escape_mountpoint(real, escaped, sizeof escaped);
-    if (xdg && xdg[0] == '/' &&
-        (size_t)snprintf(xdg_dir, sizeof xdg_dir, "%s/secretfs", xdg) < sizeof xdg_dir)
-        bases[1] = xdg_dir;
-    for (i = 0; i < 2 && bases[i]; i++) {
+    for (i = 0; i < nb; i++) {
         /* one directory per mount, so a watcher wakes only for its own mount; .status shows
          * the path: keep it short enough for the status view */
         if ((size_t)snprintf(dir, sizeof dir, "%s/%s", bases[i], escaped) + 1 +

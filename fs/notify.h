@@ -25,6 +25,8 @@
 #ifndef SFS_FS_NOTIFY_H
 #define SFS_FS_NOTIFY_H
 
+#include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Chooses the directory and file for `mountpoint` and writes the file (generation 0, seq 1:
@@ -41,6 +43,11 @@ void sfs_notify_generation(uint64_t generation);
 /* Removes the file and its directory (only if the file is still this process's) and
  * forgets them. */
 void sfs_notify_close(void);
+
+/* Where a daemon serving `real` (a mountpoint's realpath) keeps its generation file, in the
+ * order sfs_notify_open tries them (with this process's XDG_RUNTIME_DIR): fills up to `max`
+ * paths and returns how many.  For readers that cannot learn the path from .status. */
+size_t sfs_notify_candidates(const char *real, char out[][PATH_MAX + 16], size_t max);
 
 /* The file's path, or NULL when there is none. */
 const char *sfs_notify_path(void);

@@ -54,13 +54,16 @@ size_t sfs_status_text(struct daemon *d, char *buf, size_t cap, int64_t *mtime)
     if (mtime)
         *mtime = d->changed_at;
     pthread_mutex_unlock(&d->lock);
-    st.pid = (long)getpid();
+    /* a container sees neither the host's pids nor its paths (fs/status.h) */
+    st.container_view = d->opts->status_for_container;
+    st.pid = st.container_view ? 0 : (long)getpid();
     st.cache_none = d->opts->cache == SFS_CACHE_NONE;
-    snprintf(st.notify, sizeof st.notify, "%s", notify ? notify : "");
+    snprintf(st.notify, sizeof st.notify, "%s", notify && !st.container_view ? notify : "");
     if (d->store)
         (void)sfs_store_status(d->store, st.backend, sizeof st.backend);
     if (d->audit) {
-        snprintf(st.audit, sizeof st.audit, "%s", sfs_audit_dest(d->audit));
+        snprintf(st.audit, sizeof st.audit, "%s",
+                 st.container_view ? "on" : sfs_audit_dest(d->audit));
         st.audit_dropped = sfs_audit_dropped(d->audit);
     }
     return sfs_status_render(&st, buf, cap);

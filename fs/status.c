@@ -11,24 +11,28 @@
 
 size_t sfs_status_render(const struct sfs_status *st, char *buf, size_t cap)
 {
-    char dropped[32] = "";
+    char dropped[32] = "", who[32];
     int n;
 
     if (st->audit[0])
         snprintf(dropped, sizeof dropped, "%" PRIu64 "\n", st->audit_dropped);
+    if (st->container_view)
+        snprintf(who, sizeof who, "view=container");
+    else
+        snprintf(who, sizeof who, "pid=%ld", st->pid);
     n = snprintf(buf, cap,
                  "generation=%" PRIu64 "\n"
                  "loaded_at=%" PRId64 "\n"
                  "secrets=%zu\n"
                  "platform=%zu\n"
-                 "pid=%ld\n"
+                 "%s\n"
                  "cache=%s\n"
                  "reloads=%" PRIu64 "\n"
                  "reloads_started=%" PRIu64 "\n"
                  "last_reload=%s\n"
                  "%s%s%s"
                  "%s%s%s%s%s%s%s%s",
-                 st->generation, st->loaded_at, st->secrets, st->platform, st->pid,
+                 st->generation, st->loaded_at, st->secrets, st->platform, who,
                  st->cache_none ? "none" : "kernel", st->reloads, st->started,
                  st->last_reload, st->missing[0] ? "missing=" : "", st->missing,
                  st->missing[0] ? "\n" : "", st->notify[0] ? "notify=" : "", st->notify,
@@ -100,6 +104,8 @@ static void status_field(const char *k, size_t klen, const char *v, size_t vlen,
         st->platform = (size_t)to_u64(v, vlen);
     else if (key_is(k, klen, "pid"))
         st->pid = (long)to_u64(v, vlen);
+    else if (key_is(k, klen, "view"))
+        st->container_view = vlen == 9 && memcmp(v, "container", 9) == 0;
     else if (key_is(k, klen, "cache"))
         st->cache_none = vlen == 4 && memcmp(v, "none", 4) == 0;
     else if (key_is(k, klen, "reloads"))
@@ -122,7 +128,9 @@ int sfs_status_parse(const char *text, size_t len, struct sfs_status *out)
 {
     memset(out, 0, sizeof *out);
     each_line(text, len, status_field, out);
-    return out->pid > 0 ? 0 : -EBADMSG;
+    if (out->container_view)
+        out->pid = 0; /* a pid= beside view=container is not the host's */
+    return out->pid > 0 || out->container_view ? 0 : -EBADMSG;
 }
 
 /* Reads at most cap - 1 bytes of `path` without blocking on a FIFO or following a

@@ -13,6 +13,12 @@
  *     audit=PATH|journal  audit_dropped=N    (only with audit=)
  *     backend=file|etcd   and the backend's own lines (etcd: revision=, connection=, ...)
  *
+ * A mount made with -o status=container (the Docker plugin's volumes) is read inside
+ * containers, where the daemon's pid and host paths mean nothing: its .status has no pid= and
+ * no notify= line, says audit=on instead of the log's path, and has `view=container` after
+ * platform=.  The host finds that daemon through its generation file
+ * (sfs_status_read_verified does).
+ *
  * The generation file:  pid=PID  generation=N  seq=N  (seq is odd while a reload runs).
  */
 #ifndef SFS_FS_STATUS_H
@@ -30,7 +36,8 @@ struct sfs_status {
     uint64_t generation;
     int64_t loaded_at;
     size_t secrets, platform;
-    long pid;
+    long pid;                  /* 0 in a container view */
+    bool container_view;       /* view=container: the host-only lines are left out */
     bool cache_none;
     uint64_t reloads;          /* reload attempts finished, ok or not */
     uint64_t started;          /* reload attempts begun */
@@ -46,8 +53,8 @@ struct sfs_status {
 size_t sfs_status_render(const struct sfs_status *st, char *buf, size_t cap);
 
 /* Parses .status text (`len` bytes; need not be NUL-terminated).  Returns 0, or -EBADMSG
- * when it has no positive pid= line (not a secretfs .status).  Unknown keys are kept in
- * `backend` when they follow a backend= line, else ignored. */
+ * when it has neither a positive pid= line nor view=container (not a secretfs .status).
+ * Unknown keys are kept in `backend` when they follow a backend= line, else ignored. */
 int sfs_status_parse(const char *text, size_t len, struct sfs_status *out)
     __attribute__((warn_unused_result));
 
@@ -60,7 +67,9 @@ int sfs_status_read(const char *mountpoint, struct sfs_status *out)
  * fuse.secretfs mount (/proc/self/mountinfo) and then that the pid its .status names runs as
  * the user who made that mount and, where the caller may look, holds /dev/fuse open: a
  * .status in a directory someone else controls never makes the caller signal an arbitrary
- * process.  Returns 0, or -errno with err saying what is wrong and what to do. */
+ * process.  For a container view, the pid and notify path come from the mount's generation
+ * file (fs/notify.h), which must belong to the mount's user.  Returns 0, or -errno with err
+ * saying what is wrong and what to do. */
 int sfs_status_read_verified(const char *mountpoint, struct sfs_status *out,
                              struct sfs_err *err) __attribute__((warn_unused_result));
 

@@ -78,6 +78,35 @@ def test_env_sourced_in_container(dk, sb):
           "the header of .env names no path that is false in the container: %r" % p.stdout)
 
 
+def test_status_in_container_is_true_there(dk, sb):
+    """Inside a container, .status names no host pid or host path (status=container); on the
+    host, `secretfs reload VOLUME_DIR` still finds the daemon, through its generation file."""
+    secrets(sb)
+    dk.docker(["volume", "create", "-d", sb.driver, "-o", "secrets=DB_PASSWORD", "stvol"])
+    c = dk.start_container("sfs-status-%d" % os.getpid(), ["-v", "stvol:/app/conf:ro"])
+    text = dk.exec(c, ["cat", "/app/conf/.status"]).stdout
+    host_paths = [sb.dir.encode(), sb.volume_dir("stvol").encode(), b"/run/secretfs"]
+    check(not re.search(rb"(?m)^pid=", text) and not re.search(rb"(?m)^notify=", text) and
+          not any(h in text for h in host_paths) and b"\nview=container\n" in text,
+          "the container's .status has no host pid or path: %r" % text)
+    fields = dict(line.split(b"=", 1) for line in text.splitlines() if b"=" in line)
+    check(fields.get(b"secrets") == b"1" and fields.get(b"last_reload") == b"ok",
+          "and says what is true there: %r" % text)
+    # the daemon is still found from the host, by the plugin and by the CLI
+    pid = sb.daemon_pid(sb.volume_dir("stvol"))
+    check(os.path.exists("/proc/%d" % pid), "the generation file names the live daemon")
+    gen = int(fields[b"generation"])
+    p = sb.run(["reload", sb.volume_dir("stvol")])
+    check(b"reloaded, generation %d" % (gen + 1) in p.stdout,
+          "secretfs reload on the host reaches a container view's daemon: %r" % p.stdout)
+    text = dk.exec(c, ["cat", "/app/conf/.status"]).stdout
+    check(b"generation=%d\n" % (gen + 1) in text, "and the container sees the new generation")
+    # the mount went exactly onto the plugin's own directory (through its descriptor)
+    with open("/proc/self/mountinfo") as f:
+        where = [ln.split()[4] for ln in f if " - fuse.secretfs " in ln]
+    check(sb.volume_dir("stvol") in where, "mounted at the volume's directory: %s" % where)
+
+
 ENV_DOCKER_VALUES = {
     "QUOTES": b"it's \"double\" and `back`",
     "DOLLARS": b"$HOME ${PATH} $(id)",
@@ -188,6 +217,6 @@ def test_name_removed_later_is_reported(dk, sb):
 
 if __name__ == "__main__":
     run_module([test_create_ls_inspect_run, test_env_sourced_in_container,
-                test_env_docker_through_engine,
+                test_env_docker_through_engine, test_status_in_container_is_true_there,
                 test_volume_driver_creates_on_use, test_reload_reaches_running_containers,
                 test_bad_options_named_by_the_cli, test_name_removed_later_is_reported])

@@ -28,6 +28,41 @@ def unmount(path):
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def genfile_path(mnt, base="/run/secretfs"):
+    """Where the daemon serving `mnt` keeps its generation file (fs/notify.c's naming,
+    systemd-escape --path style), written out here independently of the C code."""
+    raw = os.path.realpath(mnt).encode()
+    out, h = "", 0xcbf29ce484222325
+    body = raw.lstrip(b"/")
+    keep = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
+    for i, c in enumerate(body):
+        h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+        if c == ord("/") and (i + 1 == len(body) or body[i + 1] == ord("/")):
+            continue
+        if c == ord("/"):
+            out += "-"
+        elif c in keep and not (not out and c == ord(".")):
+            out += chr(c)
+        else:
+            out += "\\x%02x" % c
+    if not body:
+        out = "-"
+    if len(out) > 180:
+        out = out[:180] + "-%016x" % h
+    return os.path.join(base, out, "generation")
+
+
+def genfile_pid(mnt):
+    for base in ("/run/secretfs", os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"),
+                                               "secretfs")):
+        with contextlib.suppress(FileNotFoundError):
+            with open(genfile_path(mnt, base)) as f:
+                for line in f:
+                    if line.startswith("pid="):
+                        return int(line[4:])
+    raise TestFailure("%s: a container view, and no generation file names its daemon" % mnt)
+
+
 class Sandbox:
     """A temp dir with a key, a store path, a config file and mount bookkeeping."""
 
@@ -93,10 +128,13 @@ class Sandbox:
         return mnt, pid
 
     def daemon_pid(self, mnt):
-        with open(os.path.join(mnt, ".status")) as f:
-            for line in f:
-                if line.startswith("pid="):
-                    return int(line[4:])
+        """The daemon's pid: .status's pid= line, or for a container view (status=container,
+        which names no pid) the mount's generation file."""
+        st = self.status(mnt)
+        if "pid" in st:
+            return int(st["pid"])
+        if st.get("view") == "container":
+            return genfile_pid(mnt)
         raise TestFailure("no pid in .status")
 
     def status(self, mnt):
