@@ -63,6 +63,23 @@ static size_t find(const sfs_set *set, const char *name, bool *found)
     return lo;
 }
 
+/* Room for one more entry. */
+static int grow(sfs_set *set)
+{
+    size_t cap;
+    sfs_entry *v;
+
+    if (set->n < set->cap)
+        return 0;
+    cap = set->cap ? set->cap * 2 : 16;
+    v = realloc(set->v, cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    set->v = v;
+    set->cap = cap;
+    return 0;
+}
+
 int sfs_set_put_line(sfs_set *set, const char *name, const void *value, size_t len,
                      int64_t created, int64_t updated, uint32_t line)
 {
@@ -85,14 +102,8 @@ int sfs_set_put_line(sfs_set *set, const char *name, const void *value, size_t l
             created = e->created;
     } else {
         const char *name_copy;
-        if (set->n == set->cap) {
-            size_t cap = set->cap ? set->cap * 2 : 16;
-            sfs_entry *v = realloc(set->v, cap * sizeof *v);
-            if (!v)
-                return -ENOMEM;
-            set->v = v;
-            set->cap = cap;
-        }
+        if (grow(set) < 0)
+            return -ENOMEM;
         name_copy = sfs_arena_dup(set->arena, name, strlen(name) + 1);
         if (!name_copy)
             return -ENOMEM;
@@ -114,6 +125,46 @@ int sfs_set_put(sfs_set *set, const char *name, const void *value, size_t len,
                 int64_t created, int64_t updated)
 {
     return sfs_set_put_line(set, name, value, len, created, updated, 0);
+}
+
+int sfs_set_append(sfs_set *set, const char *name, const void *value, size_t len,
+                   int64_t created, int64_t updated)
+{
+    const char *name_copy;
+    void *copy;
+    sfs_entry *e;
+
+    if (len > UINT32_MAX)
+        return -EFBIG;
+    if (grow(set) < 0 || !(copy = sfs_arena_dup(set->arena, value, len)) ||
+        !(name_copy = sfs_arena_dup(set->arena, name, strlen(name) + 1)))
+        return -ENOMEM;
+    e = &set->v[set->n++];
+    e->name = name_copy;
+    e->value = copy;
+    e->len = (uint32_t)len;
+    e->line = 0;
+    e->created = created;
+    e->updated = updated;
+    set->value_bytes += len;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const sfs_entry *)a)->name, ((const sfs_entry *)b)->name);
+}
+
+int sfs_set_sort(sfs_set *set)
+{
+    size_t i;
+
+    if (set->n > 1)
+        qsort(set->v, set->n, sizeof *set->v, by_name);
+    for (i = 1; i < set->n; i++)
+        if (strcmp(set->v[i - 1].name, set->v[i].name) == 0)
+            return -EEXIST;
+    return 0;
 }
 
 const sfs_entry *sfs_set_get(const sfs_set *set, const char *name)

@@ -39,6 +39,17 @@ int sfs_set_put(sfs_set *set, const char *name, const void *value, size_t len,
 int sfs_set_put_line(sfs_set *set, const char *name, const void *value, size_t len,
                      int64_t created, int64_t updated, uint32_t line);
 
+/* Bulk loading, for decoders whose input is not in name order (the etcd store's keys are
+ * name hashes): appends a copy without looking for `name`, in O(1) where sfs_set_put would
+ * move the entries after it.  Until sfs_set_sort, only more appends, sfs_set_count and
+ * sfs_set_free may follow.  Returns 0, -ENOMEM or -EFBIG as sfs_set_put. */
+int sfs_set_append(sfs_set *set, const char *name, const void *value, size_t len,
+                   int64_t created, int64_t updated);
+
+/* Restores name order after appends, in O(n log n).  Returns 0, or -EEXIST when two entries
+ * carry the same name: the set is then not a valid set, and the caller frees it. */
+int sfs_set_sort(sfs_set *set) __attribute__((warn_unused_result));
+
 /* Returns the entry or NULL.  The pointer is valid until the set is next modified. */
 const sfs_entry *sfs_set_get(const sfs_set *set, const char *name);
 

@@ -46,6 +46,8 @@ struct etcd {
                                    * and `stop` */
     pthread_cond_t wake;
     struct sfs_etcd_kvs mirror;   /* the prefix's ciphertext, in key order */
+    sfs_etcd_memo *memo;          /* the last decode (under `lock`), for a watcher's
+                                   * reloads to decrypt only what changed; NULL: none */
     int64_t mirror_rev;           /* the revision the mirror reflects; 0: none yet */
     int64_t change_rev;           /* the newest complete change the mirror holds */
     int64_t tried_rev;            /* what the last load read (loaded or refused) */
@@ -182,6 +184,7 @@ static void etcd_free(struct etcd *e)
         free(e->cfg.endpoints[i]);
     sfs_etcd_conn_free(e->conn);
     sfs_etcd_kvs_clear(&e->mirror);
+    sfs_etcd_memo_free(e->memo);
     sfs_arena_free(e->secure);
     pthread_mutex_destroy(&e->lock);
     pthread_mutex_destroy(&e->slock);
@@ -315,7 +318,7 @@ static void gen_range(const struct etcd *e, const struct sfs_etcd_kvs *l, const 
 }
 
 /* Checks count and digest of the generation a commit names against the list. */
-static int check_gen(const struct etcd *e, const struct sfs_etcd_kvs *l,
+static int check_gen(const struct etcd *e, struct sfs_etcd_kvs *l,
                      const struct sfs_etcd_commit *c, size_t *first, struct sfs_err *err)
 {
     struct sfs_etcd_keyhash *kh;
@@ -334,7 +337,7 @@ static int check_gen(const struct etcd *e, const struct sfs_etcd_kvs *l,
     for (i = 0; i < n; i++) {
         kh[i].key = l->v[*first + i].key;
         kh[i].klen = l->v[*first + i].klen;
-        sfs_etcd_blob_hash(l->v[*first + i].val, l->v[*first + i].vlen, kh[i].hash);
+        memcpy(kh[i].hash, sfs_etcd_kv_hash(&l->v[*first + i]), sizeof kh[i].hash);
     }
     rc = sfs_etcd_digest(kh, n, digest);
     if (rc == 0 && !sfs_equal_ct(digest, c->digest, sizeof digest))
@@ -347,15 +350,50 @@ static int check_gen(const struct etcd *e, const struct sfs_etcd_kvs *l,
     return rc;
 }
 
+/* Decodes the `n` values at l->v[first...] into `set` (appended, unsorted), each blob the
+ * memo knows copied from it, the others opened; names[i] gets each one's name (in set). */
+static int decode_values(struct etcd *e, const sfs_key *key, struct sfs_etcd_kvs *l,
+                         size_t first, size_t n, sfs_set *set, const char **names,
+                         struct sfs_err *err)
+{
+    sfs_etcd_names *ids = NULL;
+    size_t i, reused = 0;
+    int rc = 0;
+
+    for (i = 0; i < n && rc == 0; i++) {
+        struct sfs_etcd_kv *kv = &l->v[first + i];
+        const sfs_entry *was = sfs_etcd_memo_find(e->memo, kv);
+        if (was) {
+            reused++;
+            rc = sfs_set_append(set, was->name, was->value, was->len, was->created,
+                                was->updated);
+            if (rc < 0)
+                rc = sfs_err_set(err, rc, "out of secure memory loading the secret set");
+        } else {
+            if (!ids && !(ids = sfs_etcd_names_new(key)))
+                return sfs_err_set(err, -ENOMEM, "out of secure memory");
+            rc = sfs_etcd_open_value(key, ids, kv->key, kv->klen, kv->val, kv->vlen,
+                                     e->scratch, set, err);
+        }
+        if (rc == 0)
+            names[i] = sfs_set_at(set, sfs_set_count(set) - 1)->name;
+    }
+    sfs_etcd_names_free(ids);
+    if (rc == 0 && n > 0)
+        sfs_debug("etcd: decoded %zu values, %zu of them unchanged since the last load", n,
+                  reused);
+    return rc;
+}
+
 /* Decodes the set a list holds.  On 0, *out is a new set and *c its commit record; with no
  * commit record at all, returns -ENOENT (and *c zeroed). */
-static int decode_list(struct etcd *e, const sfs_key *key, const struct sfs_etcd_kvs *l,
+static int decode_list(struct etcd *e, const sfs_key *key, struct sfs_etcd_kvs *l,
                        sfs_set **out, struct sfs_etcd_commit *c, struct sfs_err *err)
 {
     const struct sfs_etcd_kv *ckv = find(l, e->commit_key);
-    sfs_etcd_names *names = NULL;
+    const char **names = NULL;
     sfs_set *set = NULL;
-    size_t first, i;
+    size_t first;
     int rc;
 
     *out = NULL;
@@ -369,22 +407,22 @@ static int decode_list(struct etcd *e, const sfs_key *key, const struct sfs_etcd
         rc = check_gen(e, l, c, &first, err);
     if (rc < 0)
         return rc;
-    names = sfs_etcd_names_new(key);
+    names = calloc(c->count ? c->count : 1, sizeof *names);
     set = names ? sfs_set_new(0) : NULL;
     if (!set) {
         rc = sfs_err_set(err, -ENOMEM, "out of secure memory");
         goto out;
     }
-    for (i = 0; i < c->count && rc == 0; i++) {
-        const struct sfs_etcd_kv *kv = &l->v[first + i];
-        rc = sfs_etcd_open_value(key, names, kv->key, kv->klen, kv->val, kv->vlen, e->scratch,
-                                 set, err);
-    }
-    if (rc == 0 && sfs_set_count(set) != c->count)
+    sfs_etcd_memo_begin(e->memo, key);
+    rc = decode_values(e, key, l, first, c->count, set, names, err);
+    /* the keys are name hashes: sorting once beats inserting each in name order */
+    if (rc == 0 && sfs_set_sort(set) < 0)
         rc = sfs_err_set(err, -EBADMSG, "%s: two values of generation %s carry the same name",
                          e->commit_key, c->gen);
+    if (rc == 0)
+        sfs_etcd_memo_keep(e->memo, &l->v[first], c->count, names, set);
 out:
-    sfs_etcd_names_free(names);
+    free(names);
     if (rc < 0)
         sfs_set_free(set);
     else
@@ -853,6 +891,8 @@ static int etcd_watch(sfs_store *s, struct sfs_err *err)
     }
     pthread_mutex_lock(&e->lock);
     e->running = true;
+    if (!e->memo)
+        e->memo = sfs_etcd_memo_new(); /* a watcher reloads: keep what each load decoded */
     pthread_mutex_unlock(&e->lock);
     return 0;
 }

@@ -4,6 +4,7 @@
  *   etcd_blob.c  the version-1 blob format: sealed commit records and sealed values
  *   etcd_http.c  the JSON-gateway client over libcurl: failover, auth, range, txn, watch
  *   etcd.c       the backend: location, load, update (read-edit-write), mirror, watch thread
+ *   etcd_memo.c  the last decoded generation, so a reload decrypts only the blobs that changed
  *
  * Key layout under PREFIX (always ending in '/'):
  *   PREFIX "commit"          the commit record (kind 1)
@@ -68,7 +69,8 @@ int sfs_etcd_seal_value(const sfs_key *key, const char *ekey, size_t klen, const
                         unsigned char *scratch, unsigned char **out, size_t *out_len,
                         struct sfs_err *err);
 
-/* Opens a value blob stored under `ekey` and adds it to `set`.  Checks that the name inside
+/* Opens a value blob stored under `ekey` and appends it to `set` (sfs_set_append: the
+ * caller calls sfs_set_sort once every value is in).  Checks that the name inside
  * hashes to the ID at the end of `ekey` (the name is bound to its key).  `scratch` as above.
  * Returns 0, -EBADMSG (tampered, moved, renamed, malformed), -EPROTONOSUPPORT, -EKEYREJECTED
  * (another key; err names both key ids) or -ENOMEM. */
@@ -96,6 +98,40 @@ int sfs_etcd_digest(struct sfs_etcd_keyhash *kh, size_t n,
 /* BLAKE2b-256 of a stored blob (its digest input). */
 void sfs_etcd_blob_hash(const unsigned char *blob, size_t len,
                         unsigned char out[SFS_ETCD_DIGEST_BYTES]);
+
+struct sfs_etcd_kv; /* below, with the gateway client */
+
+/* The blob hash of kv's value, computed once per kv (a mirror's entries live across
+ * reloads: a value that did not change is not hashed again). */
+const unsigned char *sfs_etcd_kv_hash(struct sfs_etcd_kv *kv);
+
+/* ---- the decode memo (etcd_memo.c) ----
+ *
+ * What the last successful decode produced: a copy of the set (secure memory) and, per value
+ * key, the hash of the blob it was decoded from.  A blob under the same key with the same
+ * hash, opened under the same key ring, decodes to the same entry (the name, the value and
+ * the times are all sealed inside it), so a reload after a one-secret change decrypts one
+ * blob, not the whole set.  It costs a second copy of the set's bytes in locked memory.
+ * Not thread-safe: the backend calls it under its mirror lock.  A NULL memo (a one-shot
+ * command's backend, which loads once) remembers nothing. */
+typedef struct sfs_etcd_memo sfs_etcd_memo;
+
+sfs_etcd_memo *sfs_etcd_memo_new(void);
+void sfs_etcd_memo_free(sfs_etcd_memo *m);
+
+/* Starts a decode under `ring`: a memo made under another ring (another key set, as after a
+ * rotation) is dropped. */
+void sfs_etcd_memo_begin(sfs_etcd_memo *m, const sfs_key *ring);
+
+/* The entry the blob now under `kv` decoded to last time, or NULL (new, changed, or no
+ * memo).  Valid until sfs_etcd_memo_keep or _free. */
+const sfs_entry *sfs_etcd_memo_find(const sfs_etcd_memo *m, struct sfs_etcd_kv *kv);
+
+/* Replaces the memo with a decode that just succeeded: `set` (sorted) came from the `n`
+ * value kvs (in key order), kvs[i] carrying the name names[i].  On ENOMEM the memo is just
+ * emptied (the next decode decrypts everything). */
+void sfs_etcd_memo_keep(sfs_etcd_memo *m, struct sfs_etcd_kv *kvs, size_t n,
+                        const char *const *names, const sfs_set *set);
 
 /* ---- the gateway client (etcd_http.c) ---- */
 
@@ -143,6 +179,8 @@ struct sfs_etcd_kv {
     unsigned char *val;
     size_t vlen;
     int64_t mod_rev;
+    bool hashed;                 /* `hash` holds BLAKE2b-256 of val (sfs_etcd_kv_hash) */
+    unsigned char hash[SFS_ETCD_DIGEST_BYTES];
 };
 
 struct sfs_etcd_kvs {

@@ -264,9 +264,9 @@ int sfs_etcd_open_value(const sfs_key *key, const sfs_etcd_names *n, const char 
                          "key (renamed or moved)", (int)klen, ekey);
         goto out_wipe;
     }
-    rc = sfs_set_put(set, name, scratch + VALUE_FIXED + nlen, plen - VALUE_FIXED - nlen,
-                     (int64_t)get_le(scratch + 2 + nlen, 8),
-                     (int64_t)get_le(scratch + 10 + nlen, 8));
+    rc = sfs_set_append(set, name, scratch + VALUE_FIXED + nlen, plen - VALUE_FIXED - nlen,
+                        (int64_t)get_le(scratch + 2 + nlen, 8),
+                        (int64_t)get_le(scratch + 10 + nlen, 8));
     if (rc < 0)
         sfs_err_set(err, rc, "out of secure memory loading the secret set");
 out_wipe:
@@ -362,4 +362,13 @@ void sfs_etcd_blob_hash(const unsigned char *blob, size_t len,
                         unsigned char out[SFS_ETCD_DIGEST_BYTES])
 {
     sfs_hash(out, SFS_ETCD_DIGEST_BYTES, blob, len, NULL, 0);
+}
+
+const unsigned char *sfs_etcd_kv_hash(struct sfs_etcd_kv *kv)
+{
+    if (!kv->hashed) {
+        sfs_etcd_blob_hash(kv->val, kv->vlen, kv->hash);
+        kv->hashed = true;
+    }
+    return kv->hash;
 }

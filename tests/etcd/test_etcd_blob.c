@@ -43,6 +43,7 @@ static void test_value(void)
     CHECK(sfs_etcd_seal_value(key, k, strlen(k), sfs_set_get(set, "NAME"), scratch, &blob,
                               &len, &err) == 0);
     CHECK(sfs_etcd_open_value(key, n, k, strlen(k), blob, len, scratch, got, &err) == 0);
+    CHECK(sfs_set_sort(got) == 0);
     e = sfs_set_get(got, "NAME");
     CHECK(e && e->len == 256 && memcmp(e->value, all, 256) == 0 && e->created == 5 &&
           e->updated == 6);
@@ -108,6 +109,49 @@ static void test_commit(void)
     free(blob);
 }
 
+/* The decode memo: an entry is handed back only for the same key, the same blob bytes and
+ * the same key ring; anything else is decoded again. */
+static void test_memo(void)
+{
+    sfs_etcd_memo *m = sfs_etcd_memo_new();
+    sfs_set *set = sfs_set_new(0);
+    struct sfs_etcd_kv kvs[2];
+    const char *names[2] = {"ALPHA", "BETA"};
+    unsigned char blob_a[] = "sealed-a", blob_b[] = "sealed-b", changed[] = "sealed-B";
+    const sfs_entry *e;
+
+    CHECK(m && set);
+    if (!m || !set)
+        return;
+    CHECK(sfs_set_put(set, "ALPHA", "1", 1, 1, 2) == 0);
+    CHECK(sfs_set_put(set, "BETA", "22", 2, 3, 4) == 0);
+    memset(kvs, 0, sizeof kvs);
+    kvs[0] = (struct sfs_etcd_kv){.key = KEY_A "aa", .klen = strlen(KEY_A "aa"),
+                                  .val = blob_a, .vlen = sizeof blob_a};
+    kvs[1] = (struct sfs_etcd_kv){.key = KEY_A "bb", .klen = strlen(KEY_A "bb"),
+                                  .val = blob_b, .vlen = sizeof blob_b};
+    sfs_etcd_memo_begin(m, key);
+    CHECK(sfs_etcd_memo_find(m, &kvs[0]) == NULL); /* empty */
+    sfs_etcd_memo_keep(m, kvs, 2, names, set);
+    sfs_set_free(set);                             /* the memo keeps its own copy */
+    sfs_etcd_memo_begin(m, key);
+    e = sfs_etcd_memo_find(m, &kvs[1]);
+    CHECK(e && strcmp(e->name, "BETA") == 0 && e->len == 2 && memcmp(e->value, "22", 2) == 0 &&
+          e->created == 3 && e->updated == 4);
+    /* the same key with other bytes, and other bytes' key: not known */
+    struct sfs_etcd_kv c = {.key = KEY_A "bb", .klen = strlen(KEY_A "bb"), .val = changed,
+                            .vlen = sizeof changed};
+    CHECK(sfs_etcd_memo_find(m, &c) == NULL);
+    struct sfs_etcd_kv moved = {.key = KEY_A "cc", .klen = strlen(KEY_A "cc"), .val = blob_b,
+                                .vlen = sizeof blob_b};
+    CHECK(sfs_etcd_memo_find(m, &moved) == NULL);
+    /* another key ring: the memo is dropped */
+    sfs_etcd_memo_begin(m, other);
+    CHECK(sfs_etcd_memo_find(m, &kvs[0]) == NULL && sfs_etcd_memo_find(m, &kvs[1]) == NULL);
+    CHECK(sfs_etcd_memo_find(NULL, &kvs[0]) == NULL); /* a one-shot backend has none */
+    sfs_etcd_memo_free(m);
+}
+
 int main(void)
 {
     unsigned char a[SFS_KEY_BYTES], b[SFS_KEY_BYTES];
@@ -123,6 +167,7 @@ int main(void)
     scratch = sfs_arena_alloc(arena, SFS_ETCD_MAX_VALUE + 512);
     test_value();
     test_commit();
+    test_memo();
     sfs_arena_free(arena);
     sfs_key_free(key);
     sfs_key_free(other);

@@ -216,6 +216,38 @@ static void test_clone_equal(void)
     sfs_set_free(c);
 }
 
+/* Bulk loading: appends in any order, one sort, then the same set sfs_set_put builds; a
+ * duplicate name is reported by the sort. */
+static void test_append_sort(void)
+{
+    sfs_set *bulk = sfs_set_new(0), *put = sfs_set_new(0);
+    char name[16], value[16];
+    size_t i, j;
+
+    CHECK(bulk && put);
+    if (!bulk || !put)
+        return;
+    for (i = 0; i < 2000; i++) {
+        j = (i * 7919) % 2000; /* a permutation of 0..1999 */
+        snprintf(name, sizeof name, "N%04zu", j);
+        snprintf(value, sizeof value, "v%zu", j);
+        CHECK(sfs_set_append(bulk, name, value, strlen(value), (int64_t)j, 2) == 0);
+        CHECK(sfs_set_put(put, name, value, strlen(value), (int64_t)j, 2) == 0);
+    }
+    CHECK(sfs_set_count(bulk) == 2000);
+    CHECK(sfs_set_sort(bulk) == 0);
+    CHECK(sfs_set_equal(bulk, put));
+    for (i = 1; i < sfs_set_count(bulk); i++)
+        CHECK(strcmp(sfs_set_at(bulk, i - 1)->name, sfs_set_at(bulk, i)->name) < 0);
+    CHECK(sfs_set_get(bulk, "N1234") && sfs_set_get(bulk, "N1234")->created == 1234);
+    CHECK(sfs_set_value_bytes(bulk) == sfs_set_value_bytes(put));
+    CHECK(sfs_set_append(bulk, "N0007", "again", 5, 1, 1) == 0);
+    CHECK(sfs_set_sort(bulk) == -EEXIST);
+    CHECK(sfs_set_append(put, "C", "x", (size_t)UINT32_MAX + 1, 1, 1) == -EFBIG);
+    sfs_set_free(bulk);
+    sfs_set_free(put);
+}
+
 int main(void)
 {
     if (sfs_crypto_init() < 0)
@@ -226,5 +258,6 @@ int main(void)
     test_filter();
     test_order();
     test_clone_equal();
+    test_append_sort();
     return check_result();
 }
