@@ -278,6 +278,20 @@ static int apply_owner_mode(struct load_ctx *ctx, int line, const char *name, co
     return 0;
 }
 
+/* "5", "0.5" or "2.5" seconds into milliseconds (1 ms to 1 hour). */
+static int parse_seconds(const char *s, unsigned *ms)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0.001 && v <= 3600))
+        return -EINVAL;
+    *ms = (unsigned)(v * 1000 + 0.5);
+    return 0;
+}
+
 static int handle_store(struct load_ctx *ctx, int line, const char *name, const char *value)
 {
     struct sfs_config *cfg = ctx->cfg;
@@ -306,6 +320,12 @@ static int handle_store(struct load_ctx *ctx, int line, const char *name, const 
                                                         : &cfg->max_store_size;
         if (sfs_parse_size(value, slot) < 0 || *slot == 0)
             return fail(ctx, line, "%s '%s' is not a size such as 1M or 65536", name, value);
+        return 0;
+    }
+    if (strcmp(name, "lock_timeout") == 0) {
+        if (parse_seconds(value, &cfg->lock_timeout_ms) < 0)
+            return fail(ctx, line, "lock_timeout '%s' is not a number of seconds such as 30 "
+                        "(at most 3600)%s", value, "");
         return 0;
     }
     if (strcmp(name, "watch") == 0) {
@@ -362,20 +382,6 @@ static int handle_platform(struct load_ctx *ctx, int line, const char *name, con
     if (strcmp(name, "reserved_prefix") == 0)
         return set_string(&cfg->reserved_prefix, value);
     return 1;
-}
-
-/* "5", "0.5" or "2.5" seconds into milliseconds (1 ms to 1 hour). */
-static int parse_seconds(const char *s, unsigned *ms)
-{
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= 0.001 && v <= 3600))
-        return -EINVAL;
-    *ms = (unsigned)(v * 1000 + 0.5);
-    return 0;
 }
 
 static int handle_etcd(struct load_ctx *ctx, int line, const char *name, const char *value)

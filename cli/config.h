@@ -41,6 +41,7 @@ struct sfs_config {
     char *state_dir;      /* where the daemon remembers the store versions it served */
     size_t max_secret_size;
     size_t max_store_size;
+    unsigned lock_timeout_ms; /* how long a write waits for another's store lock; 0: unset */
     bool watch;
 
     /* [mount] */

@@ -160,6 +160,8 @@ int cli_load_config(struct cli *cli)
     }
     cli->store_path = pick(cli->flag_store, "SECRETFS_STORE", cli->cfg.store_path,
                            SFS_DEFAULT_STORE);
+    if (!cli->lock_timeout_ms)  /* --lock-timeout, else [store] lock_timeout */
+        cli->lock_timeout_ms = cli->cfg.lock_timeout_ms;
     if (cli->cfg.key_credential)
         snprintf(credential, sizeof credential, "%%credential/%s", cli->cfg.key_credential);
     return cli_resolve_key_file(cli, pick(cli->flag_key_file, "SECRETFS_KEY_FILE",

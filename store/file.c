@@ -344,7 +344,8 @@ static int store_lock(const char *link_path, unsigned timeout_ms, int *fd, struc
     if (rc < 0) {
         if (rc == -ETIMEDOUT)
             sfs_err_set(err, rc, "%s: another process has held the store's lock for %.1f s; "
-                        "find it with 'fuser %s' or retry with a longer --lock-timeout",
+                        "find it with 'fuser %s' or retry with a longer --lock-timeout (or "
+                        "[store] lock_timeout)",
                         lock_path, timeout_ms / 1000.0, lock_path);
         else
             sfs_err_set(err, rc, "%s: cannot lock: %s", lock_path, strerror(-rc));

@@ -97,7 +97,28 @@ def test_lock_timeout():
         check(sb.get("A") == b"one", "a command that gave up changed the store")
 
 
+def test_lock_timeout_from_config():
+    """[store] lock_timeout sets the wait; --lock-timeout still wins; a bad value is named."""
+    with CliSandbox() as sb:
+        sb.run(["set", "A"], input=b"one")
+        sb.write_config("lock_timeout = 0.3\n")
+        lock = os.open(sb.store + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            t0 = time.monotonic()
+            sb.fails(["set", "A"], 1, "held the store's lock for 0.3 s", "[store] lock_timeout",
+                     input=b"two")
+            check(time.monotonic() - t0 < 20, "the config's 0.3 s was not used")
+            sb.fails(["set", "--lock-timeout", "0.5", "A"], 1, "for 0.5 s", input=b"two")
+        finally:
+            os.close(lock)
+        check(sb.get("A") == b"one", "a command that gave up changed the store")
+        sb.write_config("lock_timeout = soon\n")
+        sb.fails(["list"], 1, sb.config + ":4:", "lock_timeout 'soon'", "seconds")
+
+
 if __name__ == "__main__":
     run_all(test_key_owned_by_another_user, test_store_dir_owned_by_another_user,
             test_store_dir_writable_by_others, test_symlink_into_another_users_dir,
-            test_rewrite_keeps_owner_and_mode, test_lock_timeout)
+            test_rewrite_keeps_owner_and_mode, test_lock_timeout,
+            test_lock_timeout_from_config)
