@@ -299,6 +299,7 @@ static void set_status(struct daemon *d, const struct snapshot *s, const char *l
     if (s) {
         list_missing(d->opts, s, d->status.missing, sizeof d->status.missing);
         d->status.generation = s->generation;
+        d->status.store_version = s->store_version;
         d->status.loaded_at = s->loaded_at;
         d->status.secrets = s->n_secrets;
         d->status.platform = s->n_platform;
@@ -368,7 +369,10 @@ static int build_next(struct runtime *rt, unsigned flags, bool first, struct sna
     if (rc < 0)
         return rc;
     *next = sfs_snap_build(d->opts, rt->inodes, store, platform, d->status.generation + 1);
-    return *next ? 0 : sfs_err_set(err, -ENOMEM, "out of memory building the new generation");
+    if (!*next)
+        return sfs_err_set(err, -ENOMEM, "out of memory building the new generation");
+    (*next)->store_version = rt->loaded_version;
+    return 0;
 }
 
 /* Finds what this host served before (fs/rollback.h).  A state directory given explicitly

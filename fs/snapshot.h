@@ -53,6 +53,7 @@ struct snapshot {
     atomic_long inflight;       /* requests using it right now (reload waits for 0) */
     uint64_t generation;        /* counts successful loads, starting at 1 */
     int64_t loaded_at;
+    uint64_t store_version;     /* the store's set version it came from (0: none known) */
     sfs_set *store;             /* owns secret bytes */
     sfs_set *platform;          /* owns platform bytes */
     sfs_arena *views;           /* owns the rendered views' bytes */

@@ -11,9 +11,11 @@
 
 size_t sfs_status_render(const struct sfs_status *st, char *buf, size_t cap)
 {
-    char dropped[32] = "", who[32];
+    char dropped[32] = "", who[32], version[48] = "";
     int n;
 
+    if (st->store_version)
+        snprintf(version, sizeof version, "store_version=%" PRIu64 "\n", st->store_version);
     if (st->audit[0])
         snprintf(dropped, sizeof dropped, "%" PRIu64 "\n", st->audit_dropped);
     if (st->container_view)
@@ -30,11 +32,12 @@ size_t sfs_status_render(const struct sfs_status *st, char *buf, size_t cap)
                  "reloads=%" PRIu64 "\n"
                  "reloads_started=%" PRIu64 "\n"
                  "last_reload=%s\n"
+                 "%s"
                  "%s%s%s"
                  "%s%s%s%s%s%s%s%s",
                  st->generation, st->loaded_at, st->secrets, st->platform, who,
                  st->cache_none ? "none" : "kernel", st->reloads, st->started,
-                 st->last_reload, st->missing[0] ? "missing=" : "", st->missing,
+                 st->last_reload, version, st->missing[0] ? "missing=" : "", st->missing,
                  st->missing[0] ? "\n" : "", st->notify[0] ? "notify=" : "", st->notify,
                  st->notify[0] ? "\n" : "", st->audit[0] ? "audit=" : "", st->audit,
                  st->audit[0] ? "\naudit_dropped=" : "", dropped, st->backend);
@@ -112,6 +115,8 @@ static void status_field(const char *k, size_t klen, const char *v, size_t vlen,
         st->reloads = to_u64(v, vlen);
     else if (key_is(k, klen, "reloads_started"))
         st->started = to_u64(v, vlen);
+    else if (key_is(k, klen, "store_version"))
+        st->store_version = to_u64(v, vlen);
     else if (key_is(k, klen, "last_reload"))
         copy_value(st->last_reload, sizeof st->last_reload, v, vlen);
     else if (key_is(k, klen, "missing"))

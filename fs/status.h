@@ -8,6 +8,8 @@
  *     generation=N        loaded_at=UNIX      secrets=N           platform=N
  *     pid=PID             cache=kernel|none   reloads=N           reloads_started=N
  *     last_reload=ok | error: WHY
+ *     store_version=N     (the store's set version the generation came from; absent when
+ *                         the store has none: a version-1 file)
  *     missing=NAME,...    (--only names the generation lacks; absent when none)
  *     notify=PATH         (the generation file; absent when there is none)
  *     audit=PATH|journal  audit_dropped=N    (only with audit=)
@@ -34,6 +36,7 @@
 
 struct sfs_status {
     uint64_t generation;
+    uint64_t store_version;    /* the set version the generation came from; 0: none known */
     int64_t loaded_at;
     size_t secrets, platform;
     long pid;                  /* 0 in a container view */

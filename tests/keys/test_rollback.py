@@ -34,9 +34,13 @@ def test_rollback_at_reload_and_start():
         put_store(sb, old)
         p = sb.run(["reload", mnt], check_rc=False)
         check(p.returncode == 1, "a rolled-back store was swapped in")
-        last = sb.status(mnt)["last_reload"]
-        check(re.fullmatch(r"error: store version (\d+) is older than the served version "
-                           r"(\d+) \(rollback\?\)", last), ".status says %r" % last)
+        st = sb.status(mnt)
+        last = st["last_reload"]
+        m = re.fullmatch(r"error: store version (\d+) is older than the served version "
+                         r"(\d+) \(rollback\?\)", last)
+        check(m, ".status says %r" % last)
+        check(m and st.get("store_version") == m.group(2),
+              ".status store_version names the served version: %s" % st.get("store_version"))
         check(b"older than the served version" in p.stderr, "reload does not say why")
         check(open(os.path.join(mnt, "A"), "rb").read() == b"two", "the old value is served")
         unmount(mnt)
@@ -78,6 +82,7 @@ def test_v1_golden_store_is_version_zero():
               "the golden v1 store does not open")
         state = os.path.join(sb.dir, "state")
         mnt, _ = sb.mount(opts=["--state-dir", state])
+        check("store_version" not in sb.status(mnt), "a v1 store has no version to show")
         sb.set_secrets({"NEW": b"x"})               # rewritten as v2, version 1
         sb.run(["reload", mnt])
         check(store_bytes(sb)[8] == 2, "a write did not produce a version-2 store")

@@ -15,6 +15,7 @@ static struct sfs_status sample(void)
 
     memset(&st, 0, sizeof st);
     st.generation = 7;
+    st.store_version = 41;
     st.loaded_at = 1790000000;
     st.secrets = 3;
     st.platform = 2;
@@ -42,6 +43,8 @@ static void test_host_view_round_trip(void)
     CHECK(back.pid == 4242 && !back.container_view);
     CHECK(back.generation == 7 && back.secrets == 3 && back.platform == 2);
     CHECK(strcmp(back.missing, "API_TOKEN") == 0);
+    CHECK_STR_CONTAINS(text, "last_reload=ok\nstore_version=41\nmissing=API_TOKEN\n");
+    CHECK(back.store_version == 41);
     CHECK(strcmp(back.notify, st.notify) == 0);
     CHECK(strcmp(back.backend, st.backend) == 0);
 }
@@ -65,6 +68,9 @@ static void test_container_view(void)
     CHECK_STR_CONTAINS(text, "missing=API_TOKEN\n");
     CHECK(sfs_status_parse(text, len, &back) == 0);
     CHECK(back.container_view && back.pid == 0 && back.generation == 7);
+    st.store_version = 0; /* a version-1 store has none: no line */
+    sfs_status_render(&st, text, sizeof text);
+    CHECK(strstr(text, "store_version") == NULL);
 }
 
 static void test_refused(void)
