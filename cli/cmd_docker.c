@@ -13,6 +13,7 @@
 static const char docker_help[] =
     "usage: secretfs docker-plugin [--socket PATH] [--state DIR] [--volumes DIR]\n"
     "                              [--config F] [--store S] [--key-file K]\n"
+    "                              [--passphrase-file F]\n"
     "\n"
     "Serve Docker's volume plugin API on a unix socket, in the foreground, logging to\n"
     "stderr.  Each volume is a read-only secretfs mount of the store (or of a subset).\n"
@@ -24,6 +25,10 @@ static const char docker_help[] =
     "  --volumes DIR   where volumes are mounted, one directory each (created 0700)\n"
     "                  (default " SFS_DOCKER_DEFAULT_VOLUMES ")\n"
     "  --config, --store, --key-file   as for every command; passed to each mount\n"
+    "  --passphrase-file F   the passphrase of a protected key file (else the\n"
+    "                  descriptor in SECRETFS_PASSPHRASE_FD, else the terminal): asked\n"
+    "                  once and checked at start, kept in locked memory, handed to each\n"
+    "                  mount through a pipe\n"
     "\n"
     "Volume options (docker volume create -d secretfs -o KEY=VALUE ...):\n"
     "  secrets=A,B     serve only these names (default: every secret); each must be in\n"
@@ -40,7 +45,7 @@ static const char docker_help[] =
     "the mounts serving; a restarted plugin adopts them.\n"
     "\n"
     "Exit status: 0 stopped by SIGTERM/SIGINT, 1 cannot start (socket in use, state\n"
-    "directory locked or unreadable, bad config), 2 usage error.\n";
+    "directory locked or unreadable, bad config, wrong passphrase), 2 usage error.\n";
 
 enum { OPT_SOCKET = OPT_FIRST_COMMAND_OPTION + 40, OPT_STATE, OPT_VOLUMES };
 
@@ -73,6 +78,7 @@ int cmd_docker_plugin(struct cli *cli, int argc, char **argv)
     const char *socket_path = SFS_DOCKER_DEFAULT_SOCKET, *state = SFS_DOCKER_DEFAULT_STATE,
                *volumes = SFS_DOCKER_DEFAULT_VOLUMES;
     struct sfs_docker_plugin_opts o = {.exe = "/proc/self/exe", .listen_fd = -1};
+    sfs_arena *passphrase = NULL;
     char *abs[6] = {NULL};
     struct sfs_err err;
     size_t i;
@@ -95,8 +101,12 @@ int cmd_docker_plugin(struct cli *cli, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage(cli, docker_help, false);
-    if (cli_load_config(cli) != EXIT_OK)
+    if (cli_load_config(cli) != EXIT_OK ||
+        cli_passphrase_keep(cli, &passphrase, &o.passphrase, &o.passphrase_len) != EXIT_OK)
         return EXIT_FAIL;
+    if (!passphrase && cli->flag_passphrase_file)
+        cli_warn(cli, "--passphrase-file: %s is not protected by a passphrase; ignored",
+                 cli->key_file);
     o.socket_path = abs[0] = absolute_path(socket_path);
     o.state_dir = abs[1] = absolute_path(state);
     o.volumes_dir = abs[2] = absolute_path(volumes);
@@ -119,5 +129,6 @@ int cmd_docker_plugin(struct cli *cli, int argc, char **argv)
 out:
     for (i = 0; i < sizeof abs / sizeof abs[0]; i++)
         free(abs[i]);
+    sfs_arena_free(passphrase);
     return rc;
 }

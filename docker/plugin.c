@@ -27,7 +27,9 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -356,24 +358,99 @@ static void last_line(char *out, char *dst, size_t size)
     snprintf(dst, size, "%s", *start ? start : "(no message)");
 }
 
-/* The descriptor number a child gets for the fd it is handed (see spawn_child). */
+/* What a child is handed besides argv (see spawn_child): a descriptor as CHILD_FD (the
+ * directory `mount --mountpoint-fd` mounts on), and the key file's passphrase, through a
+ * pipe of its own as PASS_FD, named by SECRETFS_PASSPHRASE_FD in its environment. */
 #define CHILD_FD 3
 #define CHILD_FD_ARG "3"
+#define PASS_FD 4
+#define PASS_ENV "SECRETFS_PASSPHRASE_FD"
 
-/* Starts `path` (searched in PATH when it has no '/') with argv: stdin /dev/null, stdout
- * and stderr to mfd, `pass_fd` (if >= 0) as CHILD_FD, no other descriptors, default signal
- * dispositions, an empty mask. */
-static int spawn_child(const char *path, char *const argv[], int mfd, int pass_fd, pid_t *pid,
-                       char *msg, size_t size)
+struct child_io {
+    int dir_fd;              /* handed as CHILD_FD, or -1 */
+    const char *passphrase;  /* handed as PASS_FD, or NULL */
+    size_t passphrase_len;
+};
+
+/* A copy of `fd` above the numbers a child is handed (close-on-exec), so that handing one
+ * never overwrites another; -1 with errno set. */
+static int above_child_fds(int fd)
+{
+    return fcntl(fd, F_DUPFD_CLOEXEC, PASS_FD + 1);
+}
+
+/* A pipe that holds the passphrase and then ends, as a reader of SECRETFS_PASSPHRASE_FD
+ * wants it: returns the read end (close-on-exec, above the child numbers) or -errno.  The
+ * passphrase goes in with "\r\n" after it, which the reader drops (one "\n", then one
+ * "\r"), so the child reads exactly these bytes, whatever they end with.  One writev of
+ * less than PIPE_BUF bytes: it never blocks, and the bytes leave the kernel once the child
+ * has read them (a memfd would hold them as long as a mount's daemon keeps it open). */
+static int passphrase_pipe(const char *pass, size_t len)
+{
+    struct iovec iov[2] = {{(void *)pass, len}, {"\r\n", 2}};
+    int fds[2], rfd, rc = 0;
+    ssize_t n;
+
+    if (len > PIPE_BUF - 2)
+        return -E2BIG;
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    n = writev(fds[1], iov, 2);
+    if (n != (ssize_t)(len + 2))
+        rc = n < 0 ? -errno : -EIO;
+    close(fds[1]);
+    rfd = rc == 0 ? above_child_fds(fds[0]) : -1;
+    if (rc == 0 && rfd < 0)
+        rc = -errno;
+    close(fds[0]);
+    return rc < 0 ? rc : rfd;
+}
+
+/* The plugin's environment for a child: without SECRETFS_PASSPHRASE_FD (the plugin's own,
+ * read and closed at start: a child must not take that number for its passphrase), plus
+ * SECRETFS_PASSPHRASE_FD=PASS_FD when `pass`.  The array is malloc'd (free it), the strings
+ * are environ's; NULL when out of memory. */
+static char **child_env(bool pass)
+{
+    static char pass_var[] = PASS_ENV "=4";
+    size_t n = 0, i, len = strlen(PASS_ENV);
+    char **env;
+
+    while (environ[n])
+        n++;
+    env = malloc((n + 2) * sizeof *env);
+    if (!env)
+        return NULL;
+    for (i = 0, n = 0; environ[i]; i++)
+        if (strncmp(environ[i], PASS_ENV, len) != 0 || environ[i][len] != '=')
+            env[n++] = environ[i];
+    if (pass)
+        env[n++] = pass_var;
+    env[n] = NULL;
+    return env;
+}
+
+/* Starts `path` (searched in PATH when it has no '/') with argv, in a session of its own
+ * (no terminal to ask a passphrase on), with stdin /dev/null, stdout and stderr to mfd,
+ * `dir_fd` (if >= 0) as CHILD_FD, `pass_fd` (if >= 0) as PASS_FD with its environment
+ * variable, no other descriptors, default signal dispositions, an empty mask.  Both
+ * descriptors must be above PASS_FD. */
+static int spawn_child(const char *path, char *const argv[], int mfd, int dir_fd, int pass_fd,
+                       pid_t *pid, char *msg, size_t size)
 {
     static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1,
                                 SIGUSR2, SIGALRM};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, defaults;
+    char **env = child_env(pass_fd >= 0);
+    int rc, top = STDERR_FILENO;
     size_t i;
-    int rc;
 
+    if (!env) {
+        snprintf(msg, size, "out of memory");
+        return -ENOMEM;
+    }
     sigemptyset(&none);
     sigemptyset(&defaults);
     for (i = 0; i < sizeof reset / sizeof reset[0]; i++)
@@ -383,19 +460,51 @@ static int spawn_child(const char *path, char *const argv[], int mfd, int pass_f
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, mfd, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&fa, mfd, STDERR_FILENO);
-    if (pass_fd >= 0)
-        posix_spawn_file_actions_adddup2(&fa, pass_fd, CHILD_FD); /* clears FD_CLOEXEC */
-    posix_spawn_file_actions_addclosefrom_np(&fa, pass_fd >= 0 ? CHILD_FD + 1
-                                                               : STDERR_FILENO + 1);
+    if (dir_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, dir_fd, CHILD_FD); /* clears FD_CLOEXEC */
+        top = CHILD_FD;
+    }
+    if (pass_fd >= 0) {
+        if (dir_fd < 0)
+            posix_spawn_file_actions_addclose(&fa, CHILD_FD);
+        posix_spawn_file_actions_adddup2(&fa, pass_fd, PASS_FD);
+        top = PASS_FD;
+    }
+    posix_spawn_file_actions_addclosefrom_np(&fa, top + 1);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    rc = posix_spawnp(pid, path, &fa, &attr, argv, environ);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                    POSIX_SPAWN_SETSID);
+    rc = posix_spawnp(pid, path, &fa, &attr, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
+    free(env);
     if (rc != 0)
         snprintf(msg, size, "cannot run %s: %s", path, strerror(rc));
     return -rc;
+}
+
+/* The descriptors of `io` as spawn_child takes them (above PASS_FD), into *dir_fd and
+ * *pass_fd (-1 for none; the caller closes the others).  0 or -errno with msg set. */
+static int child_fds(const struct child_io *io, int *dir_fd, int *pass_fd, char *msg,
+                     size_t size)
+{
+    *dir_fd = *pass_fd = -1;
+    if (!io)
+        return 0;
+    if (io->dir_fd >= 0 && (*dir_fd = above_child_fds(io->dir_fd)) < 0) {
+        snprintf(msg, size, "fcntl: %s", strerror(errno));
+        return -errno;
+    }
+    if (io->passphrase) {
+        *pass_fd = passphrase_pipe(io->passphrase, io->passphrase_len);
+        if (*pass_fd < 0) {
+            snprintf(msg, size, "cannot hand the passphrase to the child: %s",
+                     strerror(-*pass_fd));
+            return *pass_fd;
+        }
+    }
+    return 0;
 }
 
 /* Waits at most `timeout` seconds for the child (then SIGKILL). */
@@ -438,17 +547,17 @@ static char *child_output(int mfd)
     return buf;
 }
 
-/* Runs a child (see spawn_child) for at most `timeout` seconds.  Returns the exit status
- * (0-255), -ETIMEDOUT, -EINTR when it was killed by a signal, or another -errno; `msg`
- * gets the last line of its output, and *output (when not NULL) all of it, malloc'd
- * (NULL on failure). */
+/* Runs a child (see spawn_child) for at most `timeout` seconds, handed what `io` holds
+ * (NULL: nothing).  Returns the exit status (0-255), -ETIMEDOUT, -EINTR when it was killed
+ * by a signal, or another -errno; `msg` gets the last line of its output, and *output
+ * (when not NULL) all of it, malloc'd (NULL on failure). */
 static int run_child_output(const char *path, char *const argv[], double timeout,
-                            int pass_fd, char **output, char *msg, size_t size)
+                            const struct child_io *io, char **output, char *msg, size_t size)
 {
     char out[CHILD_OUTPUT_MAX];
+    int mfd, dir_fd = -1, pass_fd = -1, status = 0, rc;
     ssize_t n;
     pid_t pid;
-    int mfd, status = 0, rc;
 
     msg[0] = '\0';
     if (output)
@@ -458,7 +567,13 @@ static int run_child_output(const char *path, char *const argv[], double timeout
         snprintf(msg, size, "memfd_create: %s", strerror(errno));
         return -errno;
     }
-    rc = spawn_child(path, argv, mfd, pass_fd, &pid, msg, size);
+    rc = child_fds(io, &dir_fd, &pass_fd, msg, size);
+    if (rc == 0)
+        rc = spawn_child(path, argv, mfd, dir_fd, pass_fd, &pid, msg, size);
+    if (dir_fd >= 0)
+        close(dir_fd);
+    if (pass_fd >= 0)
+        close(pass_fd); /* the child has its copy; what it did not read goes when it exits */
     if (rc < 0)
         goto out_close;
     rc = wait_child(pid, timeout, argv, &status, msg, size);
@@ -480,7 +595,13 @@ out_close:
 static int run_child(const char *path, char *const argv[], double timeout, char *msg,
                      size_t size)
 {
-    return run_child_output(path, argv, timeout, -1, NULL, msg, size);
+    return run_child_output(path, argv, timeout, NULL, NULL, msg, size);
+}
+
+/* What a child that reads the key file is handed: the passphrase, when there is one. */
+static struct child_io key_reader_io(const struct plugin *p)
+{
+    return (struct child_io){-1, p->o->passphrase, p->o->passphrase_len};
 }
 
 /* argv for `secretfs CMD` with the plugin's --config/--store/--key-file first. */
@@ -540,6 +661,7 @@ static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err
 {
     struct plugin *p = ctx;
     char *argv[20], opts[192], msg[SFS_ERR_MAX];
+    struct child_io io = key_reader_io(p);
     size_t n;
     int rc, dirfd;
 
@@ -559,7 +681,8 @@ static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err
     argv[n++] = CHILD_FD_ARG;
     argv[n++] = (char *)v->mountpoint;
     argv[n] = NULL;
-    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, dirfd, NULL, msg, sizeof msg);
+    io.dir_fd = dirfd;
+    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, &io, NULL, msg, sizeof msg);
     close(dirfd);
     if (rc != 0)
         return sfs_err_set(err, rc < 0 ? rc : -EIO, "%s", msg);
@@ -722,6 +845,7 @@ static int op_store_names(void *ctx, char **names, struct sfs_err *err)
 {
     struct plugin *p = ctx;
     char *argv[12], msg[SFS_ERR_MAX], *out = NULL, *list = NULL;
+    struct child_io io = key_reader_io(p);
     size_t n = base_argv(p, "list", argv), len = 0, i;
     json_error_t jerr;
     json_t *arr = NULL;
@@ -729,7 +853,7 @@ static int op_store_names(void *ctx, char **names, struct sfs_err *err)
 
     argv[n++] = "--json";
     argv[n] = NULL;
-    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, -1, &out, msg, sizeof msg);
+    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, &io, &out, msg, sizeof msg);
     if (rc != 0) {
         rc = sfs_err_set(err, rc < 0 ? rc : -EIO, "cannot list the store: %s", msg);
         goto out;
@@ -964,6 +1088,23 @@ static void serve_signals(struct plugin *p, const sigset_t *sigs)
     }
 }
 
+/* A plugin that holds the key file's passphrase (in locked memory kept out of core dumps,
+ * crypto/secmem.h) is hardened as a mount's daemon is: no core dump, and no ptrace or
+ * /proc/PID/mem for processes of its user that are not root. */
+static int keep_passphrase_private(struct sfs_err *err)
+{
+    struct rlimit no_core = {0, 0};
+
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        return sfs_err_set(err, -errno, "cannot disable core dumps (PR_SET_DUMPABLE): %s",
+                           strerror(errno));
+    if (setrlimit(RLIMIT_CORE, &no_core) < 0)
+        return sfs_err_set(err, -errno, "cannot set RLIMIT_CORE to 0: %s", strerror(errno));
+    sfs_info("the key file is protected: its passphrase is kept in locked memory and handed "
+             "to each mount and list through a pipe (SECRETFS_PASSPHRASE_FD=%d)", PASS_FD);
+    return 0;
+}
+
 /* The state directory, the table and restart recovery: everything before serving. */
 static int load_and_recover(struct plugin *p, const struct sfs_docker_ops *ops,
                             struct sfs_err *err)
@@ -1009,6 +1150,9 @@ int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err
     pthread_mutex_init(&p.lock, NULL);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         sfs_warn("cannot become a child subreaper: %s", strerror(errno));
+    rc = o->passphrase ? keep_passphrase_private(err) : 0;
+    if (rc < 0)
+        goto out;
 
     rc = load_and_recover(&p, &ops, err);
     if (rc < 0)

@@ -150,6 +150,11 @@ struct sfs_docker_plugin_opts {
     const char *config_path;  /* passed to every child as --config, or NULL */
     const char *store_path;   /* passed as --store, or NULL */
     const char *key_file;     /* passed as --key-file, or NULL */
+    /* The key file's passphrase (secure memory, owned by the caller, valid while the plugin
+     * runs), or NULL.  Each child that reads the key (mount, list) gets it through a pipe of
+     * its own, named by SECRETFS_PASSPHRASE_FD: never argv, a file or a log. */
+    const char *passphrase;
+    size_t passphrase_len;
 };
 
 /* Runs the plugin in the foreground, logging to stderr, until SIGTERM or SIGINT (which
