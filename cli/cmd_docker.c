@@ -79,7 +79,7 @@ int cmd_docker_plugin(struct cli *cli, int argc, char **argv)
                *volumes = SFS_DOCKER_DEFAULT_VOLUMES;
     struct sfs_docker_plugin_opts o = {.exe = "/proc/self/exe", .listen_fd = -1};
     sfs_arena *passphrase = NULL;
-    char *abs[6] = {NULL};
+    char *abs[7] = {NULL};
     struct sfs_err err;
     size_t i;
     int opt, rc = EXIT_OK;
@@ -114,9 +114,12 @@ int cmd_docker_plugin(struct cli *cli, int argc, char **argv)
     o.config_path = abs[3] = absolute_path(cli->cfg.path);
     o.store_path = abs[4] = absolute_path(cli->flag_store);
     o.key_file = abs[5] = absolute_path(cli->flag_key_file);
+    o.store_file = abs[6] = sfs_store_is_path(cli->store_path) ? absolute_path(cli->store_path)
+                                                               : NULL;
     if (!o.socket_path || !o.state_dir || !o.volumes_dir ||
         (cli->cfg.path && !o.config_path) || (cli->flag_store && !o.store_path) ||
-        (cli->flag_key_file && !o.key_file)) {
+        (cli->flag_key_file && !o.key_file) ||
+        (sfs_store_is_path(cli->store_path) && !o.store_file)) {
         cli_error(cli, "out of memory");
         rc = EXIT_FAIL;
         goto out;

@@ -237,10 +237,10 @@ static int find_missing(const struct sfs_vol_def *def, const char *store, bool s
 
 /* What the store holds now, for volumes with a subset: 0 with *names malloc'd (NULL when
  * no callback: every name counts as present), or -errno with err. */
-static int store_names(sfs_docker_api *api, char **names, struct sfs_err *err)
+static int store_names(sfs_docker_api *api, bool fresh, char **names, struct sfs_err *err)
 {
     *names = NULL;
-    return api->ops.store_names ? api->ops.store_names(api->ops.ctx, names, err) : 0;
+    return api->ops.store_names ? api->ops.store_names(api->ops.ctx, fresh, names, err) : 0;
 }
 
 /* Refuses (-ENOENT, err naming them) a new volume whose secrets= names the store lacks,
@@ -254,7 +254,7 @@ static int check_in_store(sfs_docker_api *api, const struct sfs_vol_def *def,
 
     if (!def->secrets || !api->ops.store_names)
         return 0;
-    rc = store_names(api, &names, err);
+    rc = store_names(api, true, &names, err);
     if (rc < 0)
         return rc;
     rc = find_missing(def, names, true, &missing);
@@ -573,7 +573,7 @@ static int ep_get(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *r)
     v = req_volume(api, req, r, &rc);
     if (!v)
         return rc;
-    known = !v->def.secrets || store_names(api, &names, &err) == 0;
+    known = !v->def.secrets || store_names(api, false, &names, &err) == 0;
     vj = volume_json(v, names, known ? NULL : err.msg);
     free(names);
     if (!vj)
@@ -593,7 +593,7 @@ static int ep_list(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *r)
     for (i = 0; i < api->t.n; i++)
         need |= api->t.vols[i]->def.secrets != NULL;
     if (need) /* one look at the store for the whole list */
-        known = store_names(api, &names, &err) == 0;
+        known = store_names(api, false, &names, &err) == 0;
     for (i = 0; arr && i < api->t.n; i++) {
         if (json_array_append_new(arr, volume_json(api->t.vols[i], names,
                                                    known ? NULL : err.msg)) < 0) {

@@ -46,6 +46,7 @@ extern char **environ;
 #define RELOAD_CHILD_TIMEOUT_S 20.0
 #define UNMOUNT_WAIT_S 10.0
 #define CHILD_OUTPUT_MAX 8192
+#define NAMES_TTL_S 5.0       /* names of a store that is no file, kept for Get and List */
 
 struct plugin {
     const struct sfs_docker_plugin_opts *o;
@@ -55,6 +56,9 @@ struct plugin {
     int vols_fd;              /* volumes_dir, opened once: mountpoints are made relative to it */
     pthread_mutex_t lock;
     sfs_docker_api *api;
+    char *names;              /* the store's names as last listed (op_store_names), or NULL */
+    struct stat names_of;     /* the store file then (o->store_file) */
+    double names_at;          /* when (now_s) */
 };
 
 /* ---- small helpers ---- */
@@ -841,9 +845,8 @@ out_close:
 }
 
 /* The store's names, from `secretfs list --json` (names and sizes, never values). */
-static int op_store_names(void *ctx, char **names, struct sfs_err *err)
+static int list_store(struct plugin *p, char **names, struct sfs_err *err)
 {
-    struct plugin *p = ctx;
     char *argv[12], msg[SFS_ERR_MAX], *out = NULL, *list = NULL;
     struct child_io io = key_reader_io(p);
     size_t n = base_argv(p, "list", argv), len = 0, i;
@@ -877,6 +880,50 @@ out:
     free(list);
     free(out);
     return rc;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Whether the names kept from the last list still answer: for a store file, while it is
+ * the same file (`now` is its stat, taken before listing again); else, for Get and List
+ * (not `fresh`), for NAMES_TTL_S. */
+static bool names_kept(const struct plugin *p, bool fresh, const struct stat *now)
+{
+    if (!p->names)
+        return false;
+    if (p->o->store_file)
+        return now && same_file(now, &p->names_of);
+    return !fresh && now_s() - p->names_at < NAMES_TTL_S;
+}
+
+/* The store's names, listed again only when they may have changed (names_kept): each
+ * `secretfs list` derives a protected key again (Argon2id), and dockerd sends several Gets
+ * for one `docker run`.  A list that fails is never kept. */
+static int op_store_names(void *ctx, bool fresh, char **names, struct sfs_err *err)
+{
+    struct plugin *p = ctx;
+    struct stat st = {0};
+    bool have_st = p->o->store_file && stat(p->o->store_file, &st) == 0;
+    int rc;
+
+    if (names_kept(p, fresh, have_st ? &st : NULL)) {
+        *names = strdup(p->names);
+        return *names ? 0 : sfs_err_set(err, -ENOMEM, "out of memory");
+    }
+    free(p->names);
+    p->names = NULL;
+    rc = list_store(p, names, err);
+    if (rc < 0 || (p->o->store_file && !have_st))
+        return rc;
+    p->names = strdup(*names); /* not kept when out of memory: listed again next time */
+    p->names_of = st;
+    p->names_at = now_s();
+    return 0;
 }
 
 #define MAX_SEEN_NS 1024
@@ -1175,6 +1222,7 @@ out:
         close(p.vols_fd);
     free(p.state_file);
     free(p.volumes_dir);
+    free(p.names);
     pthread_mutex_destroy(&p.lock);
     return rc;
 }

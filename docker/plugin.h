@@ -70,9 +70,12 @@ struct sfs_docker_ops {
     int (*save)(void *ctx, const char *json, size_t len, struct sfs_err *err);
     /* The volume was removed: forget its mountpoint directory.  Cannot fail. */
     void (*removed)(void *ctx, const struct sfs_docker_volume *v);
-    /* The names the store holds now (names only, never values), newline separated, into
-     * *names (malloc'd, the caller frees it).  NULL callback: every name is there. */
-    int (*store_names)(void *ctx, char **names, struct sfs_err *err);
+    /* The names the store holds (names only, never values), newline separated, into
+     * *names (malloc'd, the caller frees it).  `fresh` (Create: the answer may refuse it):
+     * a list kept from earlier will do only if the store is known not to have changed
+     * since; else (Get, List: the Status's "missing") a list a few seconds old will do too.
+     * NULL callback: every name is there. */
+    int (*store_names)(void *ctx, bool fresh, char **names, struct sfs_err *err);
     /* Whether something other than v->mountpoint itself holds the volume's mount (a
      * container's bind of it, in any mount namespace): 1 held, 0 not (no container can
      * use it, so references left over are stale), -1 cannot tell.  NULL callback: -1.
@@ -155,6 +158,11 @@ struct sfs_docker_plugin_opts {
      * its own, named by SECRETFS_PASSPHRASE_FD: never argv, a file or a log. */
     const char *passphrase;
     size_t passphrase_len;
+    /* The store's file (absolute) when the store is one, else NULL (etcd).  The names
+     * `secretfs list` printed are kept while the file's identity (device, inode, size,
+     * times) stays the same (writes replace it: a new inode); with no file, for a few
+     * seconds for Get and List only. */
+    const char *store_file;
 };
 
 /* Runs the plugin in the foreground, logging to stderr, until SIGTERM or SIGINT (which

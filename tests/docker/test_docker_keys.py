@@ -91,6 +91,16 @@ def test_passphrase_from_a_descriptor_across_a_restart():
         check(harness.read_bytes(os.path.join(mnt2, "A")) ==
               harness.read_bytes(os.path.join(ctr, "A")), "both volumes serve the value")
         sb.unbind(ctr)
+        # the names listed are kept while the store file is the same: a write is seen at once
+        pfile = write_secret_file(sb, "passphrase", passphrase + b"\n")
+        store_with_passphrase(sb, pfile, {"LATER": b"l"})
+        ok(e.create("later", {"secrets": "LATER"}), "Create of a name stored just now")
+        ok(e.create("both", {"secrets": "A,SOON", "optional": "SOON"}), "Create")
+        check(ok(e.get("both"), "Get").json["Volume"]["Status"].get("missing") == "SOON",
+              "Get names the missing name")
+        store_with_passphrase(sb, pfile, {"SOON": b"s"})
+        check("missing" not in ok(e.get("both"), "Get").json["Volume"]["Status"],
+              "a name stored since is not missing at the next Get")
         ok(e.unmount("w", mid2), "Unmount")
         ok(e.unmount("v", mid), "Unmount")
 
