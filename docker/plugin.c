@@ -56,6 +56,7 @@ struct plugin {
     int vols_fd;              /* volumes_dir, opened once: mountpoints are made relative to it */
     pthread_mutex_t lock;
     sfs_docker_api *api;
+    char *audit;              /* "journal", the audit directory (realpath), or NULL */
     char *names;              /* the store's names as last listed (op_store_names), or NULL */
     struct stat names_of;     /* the store file then (o->store_file) */
     double names_at;          /* when (now_s) */
@@ -661,10 +662,28 @@ static int mountpoint_dir(struct plugin *p, const struct sfs_docker_volume *v,
     return rc;
 }
 
+/* The -o of a volume's mount.  Containers read its .status: no host pid or paths in it
+ * (status=container, fs/status.h).  With the plugin's audit every open is recorded, which
+ * needs cache=none; without it, noaudit, so that the config's [mount] audit (meant for the
+ * host's own mount, like the rest of [mount]) never applies to a volume.  The audit
+ * directory has no ',' (cmd_docker refuses one) and volume names have none. */
+static void mount_opts(const struct plugin *p, const struct sfs_docker_volume *v, char *buf,
+                       size_t size)
+{
+    bool journal = p->audit && strcmp(p->audit, "journal") == 0;
+
+    snprintf(buf, size, "cache=%s,uid=%lu,gid=%lu,mode=%04o,allow_other,status=container,"
+             "%s%s%s%s%s", v->cache_none || p->audit ? "none" : "kernel",
+             (unsigned long)v->uid, (unsigned long)v->gid, (unsigned)v->mode,
+             p->audit ? "audit=" : "noaudit", p->audit ? p->audit : "",
+             p->audit && !journal ? "/" : "", p->audit && !journal ? v->name : "",
+             p->audit && !journal ? ".log" : "");
+}
+
 static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)
 {
     struct plugin *p = ctx;
-    char *argv[20], opts[192], msg[SFS_ERR_MAX];
+    char *argv[20], opts[PATH_MAX + 512], msg[SFS_ERR_MAX];
     struct child_io io = key_reader_io(p);
     size_t n;
     int rc, dirfd;
@@ -672,10 +691,7 @@ static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err
     dirfd = mountpoint_dir(p, v, err);
     if (dirfd < 0)
         return dirfd;
-    /* containers read this .status: no host pid or paths in it (fs/status.h) */
-    snprintf(opts, sizeof opts, "cache=%s,uid=%lu,gid=%lu,mode=%04o,allow_other,"
-             "status=container", v->cache_none ? "none" : "kernel", (unsigned long)v->uid,
-             (unsigned long)v->gid, (unsigned)v->mode);
+    mount_opts(p, v, opts, sizeof opts);
     n = base_argv(p, "mount", argv);
     argv[n++] = "--only";           /* '' serves every name, whatever [mount] only says */
     argv[n++] = (char *)(v->secrets ? v->secrets : "");
@@ -690,9 +706,11 @@ static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err
     close(dirfd);
     if (rc != 0)
         return sfs_err_set(err, rc < 0 ? rc : -EIO, "%s", msg);
-    sfs_info("volume %s: mounted at %s (secrets: %s; owner %lu:%lu, mode %04o, cache=%s)",
+    sfs_info("volume %s: mounted at %s (secrets: %s; owner %lu:%lu, mode %04o, cache=%s%s%s)",
              v->name, v->mountpoint, v->secrets ? v->secrets : "all", (unsigned long)v->uid,
-             (unsigned long)v->gid, (unsigned)v->mode, v->cache_none ? "none" : "kernel");
+             (unsigned long)v->gid, (unsigned)v->mode,
+             v->cache_none || p->audit ? "none" : "kernel", p->audit ? ", audit=" : "",
+             p->audit ? strstr(opts, ",audit=") + 7 : "");
     return 0;
 }
 
@@ -784,19 +802,27 @@ static int op_reload(void *ctx, const struct sfs_docker_volume *v, struct sfs_er
     return 0;
 }
 
+/* A live mount kept (adopted at start, or found at a Mount) serves as it was mounted: one
+ * made before the plugin's audit setting changed says so, until it is mounted again. */
 static enum sfs_docker_probe op_probe(void *ctx, const struct sfs_docker_volume *v)
 {
+    struct plugin *p = ctx;
+    struct sfs_status status;
+    struct sfs_err err;
     char fstype[64];
     struct stat st;
-    pid_t pid;
 
-    (void)ctx;
     if (!mounted_at(v->mountpoint, fstype, sizeof fstype))
         return SFS_DOCKER_NOT_MOUNTED;
-    if (strcmp(fstype, "fuse.secretfs") != 0 || stat(v->mountpoint, &st) < 0)
+    if (strcmp(fstype, "fuse.secretfs") != 0 || stat(v->mountpoint, &st) < 0 ||
+        sfs_status_read_verified(v->mountpoint, &status, &err) < 0 || status.pid <= 0 ||
+        pid_gone((pid_t)status.pid))
         return SFS_DOCKER_STALE;
-    pid = status_pid(v->mountpoint);
-    return pid > 0 && !pid_gone(pid) ? SFS_DOCKER_LIVE : SFS_DOCKER_STALE;
+    if (!status.audit[0] != !p->audit)
+        sfs_warn("volume %s: its mount is %s audited (it was mounted before the plugin's "
+                 "--audit changed); it follows the setting once mounted again, when no "
+                 "container uses it", v->name, status.audit[0] ? "still" : "not");
+    return SFS_DOCKER_LIVE;
 }
 
 /* Writes the table: a temporary file in the state directory, fsync, rename, fsync the
@@ -1065,6 +1091,33 @@ static void ensure_stdio(void)
         close(fd);
 }
 
+/* The plugin-wide audit: "journal", or a directory of ours (private_dir: created 0700 and
+ * trusted as the state directory is) whose NAME.log each volume's daemon writes. */
+static int open_audit(struct plugin *p, struct sfs_err *err)
+{
+    int rc;
+
+    if (!p->o->audit)
+        return 0;
+    if (strcmp(p->o->audit, "journal") == 0) {
+        p->audit = strdup("journal");
+    } else {
+        rc = private_dir(p->o->audit, err);
+        if (rc < 0) {
+            sfs_err_prefix(err, "--audit");
+            return rc;
+        }
+        p->audit = realpath(p->o->audit, NULL);
+        if (!p->audit)
+            return sfs_err_set(err, -errno, "--audit %s: %s", p->o->audit, strerror(errno));
+    }
+    if (!p->audit || sfs_docker_api_set_audit(p->api, p->audit) < 0)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    sfs_info("every volume's mount records each open (audit=%s%s, cache=none)", p->audit,
+             strcmp(p->audit, "journal") == 0 ? "" : "/VOLUME.log");
+    return 0;
+}
+
 static int open_state(struct plugin *p, struct sfs_err *err)
 {
     char *lock_path, *abs;
@@ -1163,7 +1216,9 @@ static int load_and_recover(struct plugin *p, const struct sfs_docker_ops *ops,
     p->api = sfs_docker_api_new(p->volumes_dir, ops, geteuid(), getegid());
     if (!p->api)
         return sfs_err_set(err, -ENOMEM, "out of memory");
-    rc = read_state(p, err);
+    rc = open_audit(p, err);
+    if (rc == 0)
+        rc = read_state(p, err);
     if (rc < 0 || sfs_docker_api_volumes(p->api) == 0)
         return rc;
     failed = sfs_docker_api_recover(p->api);
@@ -1223,6 +1278,7 @@ out:
     free(p.state_file);
     free(p.volumes_dir);
     free(p.names);
+    free(p.audit);
     pthread_mutex_destroy(&p.lock);
     return rc;
 }

@@ -101,6 +101,11 @@ sfs_docker_api *sfs_docker_api_new(const char *volumes_dir, const struct sfs_doc
                                    uid_t default_uid, gid_t default_gid);
 void sfs_docker_api_free(sfs_docker_api *api);
 
+/* The plugin-wide audit (struct sfs_docker_plugin_opts.audit: "journal" or a directory),
+ * for Get and List: every volume's Status then shows "audit" (journal, or the volume's log,
+ * DIR/NAME.log) and "cache": "none".  Copied.  Returns 0 or -ENOMEM. */
+int sfs_docker_api_set_audit(sfs_docker_api *api, const char *audit);
+
 /* Replaces the table with the one in `json` (what ops.save was given):
  *   {"version":1,"volumes":[{"name":N,"secrets":"A,B"|null,"uid":U,"gid":G,"mode":"0440",
  *                            "cache":"kernel"|"none","created":T,"mounts":{"ID":COUNT,...}}]}
@@ -163,6 +168,11 @@ struct sfs_docker_plugin_opts {
      * times) stays the same (writes replace it: a new inode); with no file, for a few
      * seconds for Get and List only. */
     const char *store_file;
+    /* Every volume's mount records each open of a secret (secretfs mount -o audit=, which
+     * implies cache=none): "journal", or a directory (created 0700 and trusted as the state
+     * directory is) where each volume's daemon writes NAME.log.  NULL: no volume is audited
+     * (-o noaudit: the config's [mount] audit is the host mount's, not the volumes'). */
+    const char *audit;
 };
 
 /* Runs the plugin in the foreground, logging to stderr, until SIGTERM or SIGINT (which

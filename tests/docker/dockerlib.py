@@ -374,3 +374,28 @@ class ProcWatch:
         self.stop.set()
         self.thread.join()
         return False
+
+
+def audit_records(path):
+    """The JSON records of an audit log (none while it does not exist); fails the test if a
+    planted value is in it."""
+    out = []
+    with contextlib.suppress(FileNotFoundError):
+        with open(path, "rb") as f:
+            data = f.read()
+        check(harness.leaks(data) == 0, "a secret value appears in the audit log %s" % path)
+        for line in data.splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+    return out
+
+
+def wait_audit_record(path, what, timeout=15, **want):
+    """The first record of the log at `path` whose fields equal `want`; waits for it."""
+    found = []
+
+    def seen():
+        found[:] = [r for r in audit_records(path) if all(r.get(k) == v for k, v in want.items())]
+        return bool(found)
+    harness.wait_for(seen, "an audit record of %s (%s)" % (what, sorted(want)), timeout=timeout)
+    return found[0]

@@ -444,6 +444,26 @@ static void test_missing_names(void)
     sfs_docker_api_free(api);
 }
 
+static void test_audit_status(void)
+{
+    struct fake_store s;
+    sfs_docker_api *api = new_store_api(&s, "A\n");
+    char buf[256];
+
+    ok(api, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"cache\":\"kernel\"}}");
+    CHECK_MSG(strcmp(status_field(api, "v", "audit", buf, sizeof buf), "(none)") == 0, "%s", buf);
+    CHECK_MSG(strcmp(status_field(api, "v", "cache", buf, sizeof buf), "kernel") == 0, "%s", buf);
+    CHECK(sfs_docker_api_set_audit(api, "/var/log/secretfs") == 0);
+    CHECK_MSG(strcmp(status_field(api, "v", "audit", buf, sizeof buf),
+                     "/var/log/secretfs/v.log") == 0, "%s", buf);
+    CHECK_MSG(strcmp(status_field(api, "v", "cache", buf, sizeof buf), "none") == 0, "%s", buf);
+    CHECK(sfs_docker_api_set_audit(api, "journal") == 0);
+    CHECK_MSG(strcmp(status_field(api, "v", "audit", buf, sizeof buf), "journal") == 0, "%s", buf);
+    /* the volume's own option is unchanged: the same Create is still the same volume */
+    ok(api, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"cache\":\"kernel\"}}");
+    sfs_docker_api_free(api);
+}
+
 static void test_stale_references(void)
 {
     struct fake_store s;
@@ -510,6 +530,7 @@ int main(void)
     test_state_and_recovery();
     test_names();
     test_missing_names();
+    test_audit_status();
     test_stale_references();
     return check_result();
 }
