@@ -369,6 +369,7 @@ static void last_line(char *out, char *dst, size_t size)
 #define CHILD_FD 3
 #define CHILD_FD_ARG "3"
 #define PASS_FD 4
+#define PASS_FD_ARG "4"
 #define PASS_ENV "SECRETFS_PASSPHRASE_FD"
 
 struct child_io {
@@ -417,7 +418,7 @@ static int passphrase_pipe(const char *pass, size_t len)
  * are environ's; NULL when out of memory. */
 static char **child_env(bool pass)
 {
-    static char pass_var[] = PASS_ENV "=4";
+    static char pass_var[] = PASS_ENV "=" PASS_FD_ARG;
     size_t n = 0, i, len = strlen(PASS_ENV);
     char **env;
 
