@@ -8,6 +8,7 @@
 
 #include "cli/config.h"
 #include "crypto/key.h"
+#include "crypto/secmem.h"
 #include "secrets/set.h"
 #include "store/store.h"
 
@@ -71,6 +72,15 @@ int cli_key_load(struct cli *cli, sfs_key **out);
  * process's lifetime), so the daemon can make its own sfs_key_unlock after forking.  For a
  * terminal, /dev/tty is opened now (the daemon has none after setsid). */
 sfs_passphrase_fn cli_passphrase_source(struct cli *cli, void **ctx);
+
+/* For a supervisor that hands the passphrase to the commands it runs (the Docker plugin):
+ * when cli->key_file is passphrase-protected, asks for the passphrase once, as
+ * cli_key_load would (--passphrase-file, $SECRETFS_PASSPHRASE_FD, the terminal), and
+ * checks that it unlocks the key file (one Argon2id derivation).  On EXIT_OK, *pass and
+ * *len are the passphrase in *arena (secure memory; the caller frees it with
+ * sfs_arena_free, which wipes it), or *arena and *pass are NULL when the key file is not
+ * protected.  Prints the error (a wrong passphrase says so); returns an exit code. */
+int cli_passphrase_keep(struct cli *cli, sfs_arena **arena, const char **pass, size_t *len);
 
 /* Resolves "%credential/NAME" (and [store] key_credential) against $CREDENTIALS_DIRECTORY
  * into cli->key_file.  Prints the error; returns an exit code. */

@@ -220,6 +220,8 @@ static int ask_passphrase(void *ctx, const char *path, bool confirm, char *buf, 
     else if (source.fd >= 0 && !source.fd_used) {
         source.fd_used = true;
         rc = read_secret(source.fd, false, buf, cap, len);
+        if (source.fd > STDERR_FILENO) /* read once: a daemon keeps no copy of it open */
+            close(source.fd);
         if (rc < 0)
             sfs_err_set(err, rc, "SECRETFS_PASSPHRASE_FD=%d: %s", source.fd,
                         rc == -E2BIG ? "longer than 1024 bytes" : strerror(-rc));
@@ -286,6 +288,80 @@ int cli_key_load(struct cli *cli, sfs_key **out)
         cli_error(cli, "%s", err.msg);
         return EXIT_FAIL;
     }
+    return EXIT_OK;
+}
+
+/* ---- a passphrase kept for child processes ---- */
+
+struct kept_passphrase {
+    const char *pass;
+    size_t len;
+};
+
+/* An sfs_passphrase_fn that answers with a passphrase already read. */
+static int give_kept(void *ctx, const char *path, bool confirm, char *buf, size_t cap,
+                     size_t *len, struct sfs_err *err)
+{
+    const struct kept_passphrase *k = ctx;
+
+    (void)confirm;
+    if (k->len > cap)
+        return sfs_err_set(err, -E2BIG, "%s: the passphrase is longer than %zu bytes", path, cap);
+    memcpy(buf, k->pass, k->len);
+    *len = k->len;
+    return 0;
+}
+
+/* Whether the passphrase in `k` unlocks the key file (one Argon2id derivation). */
+static int check_kept(struct cli *cli, const struct kept_passphrase *k, struct sfs_err *err)
+{
+    sfs_key_unlock *u = sfs_key_unlock_new(give_kept, (void *)k);
+    sfs_key *ring = NULL;
+    int rc;
+
+    if (!u)
+        return sfs_err_set(err, -ENOMEM, "out of secure memory");
+    rc = sfs_key_load_with(cli->key_file, u, cli->key_is_credential ? SFS_KEY_CREDENTIAL : 0,
+                           &ring, err);
+    sfs_key_free(ring);
+    sfs_key_unlock_free(u);
+    return rc;
+}
+
+int cli_passphrase_keep(struct cli *cli, sfs_arena **arena, const char **pass, size_t *len)
+{
+    struct kept_passphrase k = {NULL, 0};
+    struct sfs_err err;
+    char *buf;
+    int rc;
+
+    *arena = NULL;
+    *pass = NULL;
+    *len = 0;
+    if (!cli->key_file || !sfs_key_file_protected(cli->key_file))
+        return EXIT_OK;
+    choose_source(cli);
+    *arena = sfs_arena_new(SFS_PASSPHRASE_MAX);
+    buf = *arena ? sfs_arena_alloc(*arena, SFS_PASSPHRASE_MAX) : NULL;
+    if (!buf) {
+        rc = sfs_err_set(&err, -ENOMEM, "out of secure memory for the passphrase");
+        goto out;
+    }
+    rc = ask_passphrase(NULL, cli->key_file, false, buf, SFS_PASSPHRASE_MAX, &k.len, &err);
+    k.pass = buf;
+    if (rc == 0)
+        rc = check_kept(cli, &k, &err);
+out:
+    if (rc < 0) {
+        cli_error(cli, "%s%s", err.msg, rc == -EBADMSG ? "; nothing was started: give the "
+                  "right one with --passphrase-file FILE (mode 0600) or "
+                  "SECRETFS_PASSPHRASE_FD" : "");
+        sfs_arena_free(*arena);
+        *arena = NULL;
+        return EXIT_FAIL;
+    }
+    *pass = buf;
+    *len = k.len;
     return EXIT_OK;
 }
 

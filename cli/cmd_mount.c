@@ -31,7 +31,8 @@ static const char mount_help[] =
     "  --only NAMES       serve only these names (comma separated)\n"
     "  -o OPTIONS         cache=kernel|none, uid=U, gid=G, mode=0400, allow_other,\n"
     "                     noallow_other, watch, debug (log FUSE traffic), config=F,\n"
-    "                     audit=PATH|journal (record every open; implies cache=none);\n"
+    "                     audit=PATH|journal (record every open; implies cache=none),\n"
+    "                     noaudit (not even the config's [mount] audit);\n"
     "                     rollback=allow (swapping between prepared stores on purpose);\n"
     "                     status=container (.status without the pid and host paths, for\n"
     "                     mounts that containers read); usual mount flags (rw, nosuid,\n"
@@ -68,6 +69,7 @@ struct mount_args {
     const char *only;
     const char *uid, *gid, *mode;
     const char *audit;    /* audit=PATH|journal, or NULL: [mount] audit */
+    bool no_audit;        /* -o noaudit: not even [mount] audit */
     char *audit_abs;      /* an absolute copy of a relative audit path */
     char *mountpoint;
 };
@@ -104,9 +106,13 @@ static int parse_o(struct cli *cli, struct mount_args *a, char *list)
             a->gid = o + 4;
         else if (strncmp(o, "mode=", 5) == 0)
             a->mode = o + 5;
-        else if (strncmp(o, "audit=", 6) == 0)
+        else if (strncmp(o, "audit=", 6) == 0) {
             a->audit = o + 6;
-        else if (strncmp(o, "config=", 7) == 0)
+            a->no_audit = false;
+        } else if (strcmp(o, "noaudit") == 0) {
+            a->audit = NULL;
+            a->no_audit = true;
+        } else if (strncmp(o, "config=", 7) == 0)
             cli->flag_config = o + 7;
         else if (strcmp(o, "allow_other") == 0)
             a->allow_other = 1;
@@ -312,11 +318,11 @@ static int build_plan(struct cli *cli, struct mount_args *a, struct mount_plan *
     return plan_perms(c, p);
 }
 
-/* audit=PATH|journal (flag, else [mount] audit): every open must reach the daemon, so it
- * sets cache=none, and says so when that overrides an explicit cache=kernel. */
+/* audit=PATH|journal (flag, else [mount] audit unless noaudit): every open must reach the
+ * daemon, so it sets cache=none, and says so when that overrides an explicit cache=kernel. */
 static int apply_audit(struct cli *cli, struct mount_args *a, struct sfs_mount_opts *o)
 {
-    const char *audit = a->audit ? a->audit : cli->cfg.audit;
+    const char *audit = a->audit ? a->audit : a->no_audit ? NULL : cli->cfg.audit;
     const char *cache = a->cache ? a->cache : cli->cfg.cache;
     char cwd[4096];
 

@@ -61,11 +61,12 @@ _secretfs()
         return
     fi
     case $prev in
-    --store | --key-file | --config | --from-file | --secrets-file | --secret-mount | --socket)
+    --store | --key-file | --config | --from-file | --secrets-file | --secret-mount | --socket | \
+        --passphrase-file)
         _filedir
         return
         ;;
-    --state | --volumes | --mount)
+    --state | --volumes | --mount | --audit)
         _filedir -d
         return
         ;;
@@ -90,7 +91,7 @@ _secretfs()
         case ${words[i]} in
         --store | --key-file | --config | --from-file | --secrets-file | --secret-mount | \
             --socket | --state | --volumes | --mount | --secrets | --timeout | --signal | \
-            --grace | --only | -o) ((i++)) ;;
+            --grace | --only | -o | --passphrase-file | --audit) ((i++)) ;;
         -*) ;;
         *) ((positional++)) ;;
         esac

@@ -25,6 +25,7 @@ struct sfs_docker_api {
     char *volumes_dir;
     uid_t default_uid;
     gid_t default_gid;
+    char *audit;              /* "journal", a directory, or NULL */
 };
 
 bool sfs_docker_volume_name_valid(const char *name)
@@ -67,7 +68,19 @@ void sfs_docker_api_free(sfs_docker_api *api)
         return;
     sfs_vol_table_clear(&api->t);
     free(api->volumes_dir);
+    free(api->audit);
     free(api);
+}
+
+int sfs_docker_api_set_audit(sfs_docker_api *api, const char *audit)
+{
+    char *copy = audit ? strdup(audit) : NULL;
+
+    if (audit && !copy)
+        return -ENOMEM;
+    free(api->audit);
+    api->audit = copy;
+    return 0;
 }
 
 int sfs_docker_api_load(sfs_docker_api *api, const char *json, size_t len, struct sfs_err *err)
@@ -237,10 +250,10 @@ static int find_missing(const struct sfs_vol_def *def, const char *store, bool s
 
 /* What the store holds now, for volumes with a subset: 0 with *names malloc'd (NULL when
  * no callback: every name counts as present), or -errno with err. */
-static int store_names(sfs_docker_api *api, char **names, struct sfs_err *err)
+static int store_names(sfs_docker_api *api, bool fresh, char **names, struct sfs_err *err)
 {
     *names = NULL;
-    return api->ops.store_names ? api->ops.store_names(api->ops.ctx, names, err) : 0;
+    return api->ops.store_names ? api->ops.store_names(api->ops.ctx, fresh, names, err) : 0;
 }
 
 /* Refuses (-ENOENT, err naming them) a new volume whose secrets= names the store lacks,
@@ -254,7 +267,7 @@ static int check_in_store(sfs_docker_api *api, const struct sfs_vol_def *def,
 
     if (!def->secrets || !api->ops.store_names)
         return 0;
-    rc = store_names(api, &names, err);
+    rc = store_names(api, true, &names, err);
     if (rc < 0)
         return rc;
     rc = find_missing(def, names, true, &missing);
@@ -288,8 +301,19 @@ static int status_missing(json_t *status, const struct sfs_vol *v, const char *n
     return rc;
 }
 
+/* Adds "audit" (journal, or the volume's log) to a Status. */
+static int status_audit(json_t *status, const sfs_docker_api *api, const struct sfs_vol *v)
+{
+    if (!api->audit)
+        return 0;
+    if (strcmp(api->audit, "journal") == 0)
+        return json_object_set_new(status, "audit", json_string("journal"));
+    return json_object_set_new(status, "audit", json_sprintf("%s/%s.log", api->audit, v->name));
+}
+
 /* A volume as Get and List show it; names/names_err: what store_names answered. */
-static json_t *volume_json(const struct sfs_vol *v, const char *names, const char *names_err)
+static json_t *volume_json(const sfs_docker_api *api, const struct sfs_vol *v,
+                           const char *names, const char *names_err)
 {
     char mode[8], owner[32];
     json_t *o;
@@ -301,7 +325,7 @@ static json_t *volume_json(const struct sfs_vol *v, const char *names, const cha
                   "CreatedAt", v->created, "Status",
                   "secrets", v->def.secrets ? v->def.secrets : "(all)",
                   "owner", owner, "mode", mode,
-                  "cache", v->def.cache_none ? "none" : "kernel",
+                  "cache", v->def.cache_none || api->audit ? "none" : "kernel",
                   "mounted", (int)v->mounted,
                   "references", (json_int_t)sfs_vol_total_refs(v));
     if (o && v->mounted && json_object_set_new(o, "Mountpoint", json_string(v->mountpoint)))
@@ -311,6 +335,8 @@ static json_t *volume_json(const struct sfs_vol *v, const char *names, const cha
                             json_string(v->def.optional)))
         goto fail;
     if (o && status_missing(json_object_get(o, "Status"), v, names, names_err) < 0)
+        goto fail;
+    if (o && status_audit(json_object_get(o, "Status"), api, v) < 0)
         goto fail;
     return o;
 fail:
@@ -573,8 +599,8 @@ static int ep_get(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *r)
     v = req_volume(api, req, r, &rc);
     if (!v)
         return rc;
-    known = !v->def.secrets || store_names(api, &names, &err) == 0;
-    vj = volume_json(v, names, known ? NULL : err.msg);
+    known = !v->def.secrets || store_names(api, false, &names, &err) == 0;
+    vj = volume_json(api, v, names, known ? NULL : err.msg);
     free(names);
     if (!vj)
         return -ENOMEM;
@@ -593,9 +619,9 @@ static int ep_list(sfs_docker_api *api, json_t *req, struct sfs_docker_reply *r)
     for (i = 0; i < api->t.n; i++)
         need |= api->t.vols[i]->def.secrets != NULL;
     if (need) /* one look at the store for the whole list */
-        known = store_names(api, &names, &err) == 0;
+        known = store_names(api, false, &names, &err) == 0;
     for (i = 0; arr && i < api->t.n; i++) {
-        if (json_array_append_new(arr, volume_json(api->t.vols[i], names,
+        if (json_array_append_new(arr, volume_json(api, api->t.vols[i], names,
                                                    known ? NULL : err.msg)) < 0) {
             json_decref(arr);
             arr = NULL;

@@ -27,7 +27,9 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +46,7 @@ extern char **environ;
 #define RELOAD_CHILD_TIMEOUT_S 20.0
 #define UNMOUNT_WAIT_S 10.0
 #define CHILD_OUTPUT_MAX 8192
+#define NAMES_TTL_S 5.0       /* names of a store that is no file, kept for Get and List */
 
 struct plugin {
     const struct sfs_docker_plugin_opts *o;
@@ -53,6 +56,10 @@ struct plugin {
     int vols_fd;              /* volumes_dir, opened once: mountpoints are made relative to it */
     pthread_mutex_t lock;
     sfs_docker_api *api;
+    char *audit;              /* "journal", the audit directory (realpath), or NULL */
+    char *names;              /* the store's names as last listed (op_store_names), or NULL */
+    struct stat names_of;     /* the store file then (o->store_file) */
+    double names_at;          /* when (now_s) */
 };
 
 /* ---- small helpers ---- */
@@ -356,24 +363,100 @@ static void last_line(char *out, char *dst, size_t size)
     snprintf(dst, size, "%s", *start ? start : "(no message)");
 }
 
-/* The descriptor number a child gets for the fd it is handed (see spawn_child). */
+/* What a child is handed besides argv (see spawn_child): a descriptor as CHILD_FD (the
+ * directory `mount --mountpoint-fd` mounts on), and the key file's passphrase, through a
+ * pipe of its own as PASS_FD, named by SECRETFS_PASSPHRASE_FD in its environment. */
 #define CHILD_FD 3
 #define CHILD_FD_ARG "3"
+#define PASS_FD 4
+#define PASS_FD_ARG "4"
+#define PASS_ENV "SECRETFS_PASSPHRASE_FD"
 
-/* Starts `path` (searched in PATH when it has no '/') with argv: stdin /dev/null, stdout
- * and stderr to mfd, `pass_fd` (if >= 0) as CHILD_FD, no other descriptors, default signal
- * dispositions, an empty mask. */
-static int spawn_child(const char *path, char *const argv[], int mfd, int pass_fd, pid_t *pid,
-                       char *msg, size_t size)
+struct child_io {
+    int dir_fd;              /* handed as CHILD_FD, or -1 */
+    const char *passphrase;  /* handed as PASS_FD, or NULL */
+    size_t passphrase_len;
+};
+
+/* A copy of `fd` above the numbers a child is handed (close-on-exec), so that handing one
+ * never overwrites another; -1 with errno set. */
+static int above_child_fds(int fd)
+{
+    return fcntl(fd, F_DUPFD_CLOEXEC, PASS_FD + 1);
+}
+
+/* A pipe that holds the passphrase and then ends, as a reader of SECRETFS_PASSPHRASE_FD
+ * wants it: returns the read end (close-on-exec, above the child numbers) or -errno.  The
+ * passphrase goes in with "\r\n" after it, which the reader drops (one "\n", then one
+ * "\r"), so the child reads exactly these bytes, whatever they end with.  One writev of
+ * less than PIPE_BUF bytes: it never blocks, and the bytes leave the kernel once the child
+ * has read them (a memfd would hold them as long as a mount's daemon keeps it open). */
+static int passphrase_pipe(const char *pass, size_t len)
+{
+    struct iovec iov[2] = {{(void *)pass, len}, {"\r\n", 2}};
+    int fds[2], rfd, rc = 0;
+    ssize_t n;
+
+    if (len > PIPE_BUF - 2)
+        return -E2BIG;
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    n = writev(fds[1], iov, 2);
+    if (n != (ssize_t)(len + 2))
+        rc = n < 0 ? -errno : -EIO;
+    close(fds[1]);
+    rfd = rc == 0 ? above_child_fds(fds[0]) : -1;
+    if (rc == 0 && rfd < 0)
+        rc = -errno;
+    close(fds[0]);
+    return rc < 0 ? rc : rfd;
+}
+
+/* The plugin's environment for a child: without SECRETFS_PASSPHRASE_FD (the plugin's own,
+ * read and closed at start: a child must not take that number for its passphrase), plus
+ * SECRETFS_PASSPHRASE_FD=PASS_FD when `pass`.  The array is malloc'd (free it), the strings
+ * are environ's; NULL when out of memory. */
+static char **child_env(bool pass)
+{
+    static char pass_var[] = PASS_ENV "=" PASS_FD_ARG;
+    size_t n = 0, i, len = strlen(PASS_ENV);
+    char **env;
+
+    while (environ[n])
+        n++;
+    env = malloc((n + 2) * sizeof *env);
+    if (!env)
+        return NULL;
+    for (i = 0, n = 0; environ[i]; i++)
+        if (strncmp(environ[i], PASS_ENV, len) != 0 || environ[i][len] != '=')
+            env[n++] = environ[i];
+    if (pass)
+        env[n++] = pass_var;
+    env[n] = NULL;
+    return env;
+}
+
+/* Starts `path` (searched in PATH when it has no '/') with argv, in a session of its own
+ * (no terminal to ask a passphrase on), with stdin /dev/null, stdout and stderr to mfd,
+ * `dir_fd` (if >= 0) as CHILD_FD, `pass_fd` (if >= 0) as PASS_FD with its environment
+ * variable, no other descriptors, default signal dispositions, an empty mask.  Both
+ * descriptors must be above PASS_FD. */
+static int spawn_child(const char *path, char *const argv[], int mfd, int dir_fd, int pass_fd,
+                       pid_t *pid, char *msg, size_t size)
 {
     static const int reset[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGPIPE, SIGCHLD, SIGUSR1,
                                 SIGUSR2, SIGALRM};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, defaults;
+    char **env = child_env(pass_fd >= 0);
+    int rc, top = STDERR_FILENO;
     size_t i;
-    int rc;
 
+    if (!env) {
+        snprintf(msg, size, "out of memory");
+        return -ENOMEM;
+    }
     sigemptyset(&none);
     sigemptyset(&defaults);
     for (i = 0; i < sizeof reset / sizeof reset[0]; i++)
@@ -383,19 +466,51 @@ static int spawn_child(const char *path, char *const argv[], int mfd, int pass_f
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, mfd, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&fa, mfd, STDERR_FILENO);
-    if (pass_fd >= 0)
-        posix_spawn_file_actions_adddup2(&fa, pass_fd, CHILD_FD); /* clears FD_CLOEXEC */
-    posix_spawn_file_actions_addclosefrom_np(&fa, pass_fd >= 0 ? CHILD_FD + 1
-                                                               : STDERR_FILENO + 1);
+    if (dir_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, dir_fd, CHILD_FD); /* clears FD_CLOEXEC */
+        top = CHILD_FD;
+    }
+    if (pass_fd >= 0) {
+        if (dir_fd < 0)
+            posix_spawn_file_actions_addclose(&fa, CHILD_FD);
+        posix_spawn_file_actions_adddup2(&fa, pass_fd, PASS_FD);
+        top = PASS_FD;
+    }
+    posix_spawn_file_actions_addclosefrom_np(&fa, top + 1);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    rc = posix_spawnp(pid, path, &fa, &attr, argv, environ);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                    POSIX_SPAWN_SETSID);
+    rc = posix_spawnp(pid, path, &fa, &attr, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
+    free(env);
     if (rc != 0)
         snprintf(msg, size, "cannot run %s: %s", path, strerror(rc));
     return -rc;
+}
+
+/* The descriptors of `io` as spawn_child takes them (above PASS_FD), into *dir_fd and
+ * *pass_fd (-1 for none; the caller closes the others).  0 or -errno with msg set. */
+static int child_fds(const struct child_io *io, int *dir_fd, int *pass_fd, char *msg,
+                     size_t size)
+{
+    *dir_fd = *pass_fd = -1;
+    if (!io)
+        return 0;
+    if (io->dir_fd >= 0 && (*dir_fd = above_child_fds(io->dir_fd)) < 0) {
+        snprintf(msg, size, "fcntl: %s", strerror(errno));
+        return -errno;
+    }
+    if (io->passphrase) {
+        *pass_fd = passphrase_pipe(io->passphrase, io->passphrase_len);
+        if (*pass_fd < 0) {
+            snprintf(msg, size, "cannot hand the passphrase to the child: %s",
+                     strerror(-*pass_fd));
+            return *pass_fd;
+        }
+    }
+    return 0;
 }
 
 /* Waits at most `timeout` seconds for the child (then SIGKILL). */
@@ -438,17 +553,17 @@ static char *child_output(int mfd)
     return buf;
 }
 
-/* Runs a child (see spawn_child) for at most `timeout` seconds.  Returns the exit status
- * (0-255), -ETIMEDOUT, -EINTR when it was killed by a signal, or another -errno; `msg`
- * gets the last line of its output, and *output (when not NULL) all of it, malloc'd
- * (NULL on failure). */
+/* Runs a child (see spawn_child) for at most `timeout` seconds, handed what `io` holds
+ * (NULL: nothing).  Returns the exit status (0-255), -ETIMEDOUT, -EINTR when it was killed
+ * by a signal, or another -errno; `msg` gets the last line of its output, and *output
+ * (when not NULL) all of it, malloc'd (NULL on failure). */
 static int run_child_output(const char *path, char *const argv[], double timeout,
-                            int pass_fd, char **output, char *msg, size_t size)
+                            const struct child_io *io, char **output, char *msg, size_t size)
 {
     char out[CHILD_OUTPUT_MAX];
+    int mfd, dir_fd = -1, pass_fd = -1, status = 0, rc;
     ssize_t n;
     pid_t pid;
-    int mfd, status = 0, rc;
 
     msg[0] = '\0';
     if (output)
@@ -458,7 +573,13 @@ static int run_child_output(const char *path, char *const argv[], double timeout
         snprintf(msg, size, "memfd_create: %s", strerror(errno));
         return -errno;
     }
-    rc = spawn_child(path, argv, mfd, pass_fd, &pid, msg, size);
+    rc = child_fds(io, &dir_fd, &pass_fd, msg, size);
+    if (rc == 0)
+        rc = spawn_child(path, argv, mfd, dir_fd, pass_fd, &pid, msg, size);
+    if (dir_fd >= 0)
+        close(dir_fd);
+    if (pass_fd >= 0)
+        close(pass_fd); /* the child has its copy; what it did not read goes when it exits */
     if (rc < 0)
         goto out_close;
     rc = wait_child(pid, timeout, argv, &status, msg, size);
@@ -480,7 +601,13 @@ out_close:
 static int run_child(const char *path, char *const argv[], double timeout, char *msg,
                      size_t size)
 {
-    return run_child_output(path, argv, timeout, -1, NULL, msg, size);
+    return run_child_output(path, argv, timeout, NULL, NULL, msg, size);
+}
+
+/* What a child that reads the key file is handed: the passphrase, when there is one. */
+static struct child_io key_reader_io(const struct plugin *p)
+{
+    return (struct child_io){-1, p->o->passphrase, p->o->passphrase_len};
 }
 
 /* argv for `secretfs CMD` with the plugin's --config/--store/--key-file first. */
@@ -536,20 +663,36 @@ static int mountpoint_dir(struct plugin *p, const struct sfs_docker_volume *v,
     return rc;
 }
 
+/* The -o of a volume's mount.  Containers read its .status: no host pid or paths in it
+ * (status=container, fs/status.h).  With the plugin's audit every open is recorded, which
+ * needs cache=none; without it, noaudit, so that the config's [mount] audit (meant for the
+ * host's own mount, like the rest of [mount]) never applies to a volume.  The audit
+ * directory has no ',' (cmd_docker refuses one) and volume names have none. */
+static void mount_opts(const struct plugin *p, const struct sfs_docker_volume *v, char *buf,
+                       size_t size)
+{
+    bool journal = p->audit && strcmp(p->audit, "journal") == 0;
+
+    snprintf(buf, size, "cache=%s,uid=%lu,gid=%lu,mode=%04o,allow_other,status=container,"
+             "%s%s%s%s%s", v->cache_none || p->audit ? "none" : "kernel",
+             (unsigned long)v->uid, (unsigned long)v->gid, (unsigned)v->mode,
+             p->audit ? "audit=" : "noaudit", p->audit ? p->audit : "",
+             p->audit && !journal ? "/" : "", p->audit && !journal ? v->name : "",
+             p->audit && !journal ? ".log" : "");
+}
+
 static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)
 {
     struct plugin *p = ctx;
-    char *argv[20], opts[192], msg[SFS_ERR_MAX];
+    char *argv[20], opts[PATH_MAX + 512], msg[SFS_ERR_MAX];
+    struct child_io io = key_reader_io(p);
     size_t n;
     int rc, dirfd;
 
     dirfd = mountpoint_dir(p, v, err);
     if (dirfd < 0)
         return dirfd;
-    /* containers read this .status: no host pid or paths in it (fs/status.h) */
-    snprintf(opts, sizeof opts, "cache=%s,uid=%lu,gid=%lu,mode=%04o,allow_other,"
-             "status=container", v->cache_none ? "none" : "kernel", (unsigned long)v->uid,
-             (unsigned long)v->gid, (unsigned)v->mode);
+    mount_opts(p, v, opts, sizeof opts);
     n = base_argv(p, "mount", argv);
     argv[n++] = "--only";           /* '' serves every name, whatever [mount] only says */
     argv[n++] = (char *)(v->secrets ? v->secrets : "");
@@ -559,13 +702,16 @@ static int op_mount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err
     argv[n++] = CHILD_FD_ARG;
     argv[n++] = (char *)v->mountpoint;
     argv[n] = NULL;
-    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, dirfd, NULL, msg, sizeof msg);
+    io.dir_fd = dirfd;
+    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, &io, NULL, msg, sizeof msg);
     close(dirfd);
     if (rc != 0)
         return sfs_err_set(err, rc < 0 ? rc : -EIO, "%s", msg);
-    sfs_info("volume %s: mounted at %s (secrets: %s; owner %lu:%lu, mode %04o, cache=%s)",
+    sfs_info("volume %s: mounted at %s (secrets: %s; owner %lu:%lu, mode %04o, cache=%s%s%s)",
              v->name, v->mountpoint, v->secrets ? v->secrets : "all", (unsigned long)v->uid,
-             (unsigned long)v->gid, (unsigned)v->mode, v->cache_none ? "none" : "kernel");
+             (unsigned long)v->gid, (unsigned)v->mode,
+             v->cache_none || p->audit ? "none" : "kernel", p->audit ? ", audit=" : "",
+             p->audit ? strstr(opts, ",audit=") + 7 : "");
     return 0;
 }
 
@@ -657,19 +803,27 @@ static int op_reload(void *ctx, const struct sfs_docker_volume *v, struct sfs_er
     return 0;
 }
 
+/* A live mount kept (adopted at start, or found at a Mount) serves as it was mounted: one
+ * made before the plugin's audit setting changed says so, until it is mounted again. */
 static enum sfs_docker_probe op_probe(void *ctx, const struct sfs_docker_volume *v)
 {
+    struct plugin *p = ctx;
+    struct sfs_status status;
+    struct sfs_err err;
     char fstype[64];
     struct stat st;
-    pid_t pid;
 
-    (void)ctx;
     if (!mounted_at(v->mountpoint, fstype, sizeof fstype))
         return SFS_DOCKER_NOT_MOUNTED;
-    if (strcmp(fstype, "fuse.secretfs") != 0 || stat(v->mountpoint, &st) < 0)
+    if (strcmp(fstype, "fuse.secretfs") != 0 || stat(v->mountpoint, &st) < 0 ||
+        sfs_status_read_verified(v->mountpoint, &status, &err) < 0 || status.pid <= 0 ||
+        pid_gone((pid_t)status.pid))
         return SFS_DOCKER_STALE;
-    pid = status_pid(v->mountpoint);
-    return pid > 0 && !pid_gone(pid) ? SFS_DOCKER_LIVE : SFS_DOCKER_STALE;
+    if (!status.audit[0] != !p->audit)
+        sfs_warn("volume %s: its mount is %s audited (it was mounted before the plugin's "
+                 "--audit changed); it follows the setting once mounted again, when no "
+                 "container uses it", v->name, status.audit[0] ? "still" : "not");
+    return SFS_DOCKER_LIVE;
 }
 
 /* Writes the table: a temporary file in the state directory, fsync, rename, fsync the
@@ -718,10 +872,10 @@ out_close:
 }
 
 /* The store's names, from `secretfs list --json` (names and sizes, never values). */
-static int op_store_names(void *ctx, char **names, struct sfs_err *err)
+static int list_store(struct plugin *p, char **names, struct sfs_err *err)
 {
-    struct plugin *p = ctx;
     char *argv[12], msg[SFS_ERR_MAX], *out = NULL, *list = NULL;
+    struct child_io io = key_reader_io(p);
     size_t n = base_argv(p, "list", argv), len = 0, i;
     json_error_t jerr;
     json_t *arr = NULL;
@@ -729,7 +883,7 @@ static int op_store_names(void *ctx, char **names, struct sfs_err *err)
 
     argv[n++] = "--json";
     argv[n] = NULL;
-    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, -1, &out, msg, sizeof msg);
+    rc = run_child_output(p->o->exe, argv, MOUNT_TIMEOUT_S, &io, &out, msg, sizeof msg);
     if (rc != 0) {
         rc = sfs_err_set(err, rc < 0 ? rc : -EIO, "cannot list the store: %s", msg);
         goto out;
@@ -753,6 +907,50 @@ out:
     free(list);
     free(out);
     return rc;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Whether the names kept from the last list still answer: for a store file, while it is
+ * the same file (`now` is its stat, taken before listing again); else, for Get and List
+ * (not `fresh`), for NAMES_TTL_S. */
+static bool names_kept(const struct plugin *p, bool fresh, const struct stat *now)
+{
+    if (!p->names)
+        return false;
+    if (p->o->store_file)
+        return now && same_file(now, &p->names_of);
+    return !fresh && now_s() - p->names_at < NAMES_TTL_S;
+}
+
+/* The store's names, listed again only when they may have changed (names_kept): each
+ * `secretfs list` derives a protected key again (Argon2id), and dockerd sends several Gets
+ * for one `docker run`.  A list that fails is never kept. */
+static int op_store_names(void *ctx, bool fresh, char **names, struct sfs_err *err)
+{
+    struct plugin *p = ctx;
+    struct stat st = {0};
+    bool have_st = p->o->store_file && stat(p->o->store_file, &st) == 0;
+    int rc;
+
+    if (names_kept(p, fresh, have_st ? &st : NULL)) {
+        *names = strdup(p->names);
+        return *names ? 0 : sfs_err_set(err, -ENOMEM, "out of memory");
+    }
+    free(p->names);
+    p->names = NULL;
+    rc = list_store(p, names, err);
+    if (rc < 0 || (p->o->store_file && !have_st))
+        return rc;
+    p->names = strdup(*names); /* not kept when out of memory: listed again next time */
+    p->names_of = st;
+    p->names_at = now_s();
+    return 0;
 }
 
 #define MAX_SEEN_NS 1024
@@ -894,6 +1092,33 @@ static void ensure_stdio(void)
         close(fd);
 }
 
+/* The plugin-wide audit: "journal", or a directory of ours (private_dir: created 0700 and
+ * trusted as the state directory is) whose NAME.log each volume's daemon writes. */
+static int open_audit(struct plugin *p, struct sfs_err *err)
+{
+    int rc;
+
+    if (!p->o->audit)
+        return 0;
+    if (strcmp(p->o->audit, "journal") == 0) {
+        p->audit = strdup("journal");
+    } else {
+        rc = private_dir(p->o->audit, err);
+        if (rc < 0) {
+            sfs_err_prefix(err, "--audit");
+            return rc;
+        }
+        p->audit = realpath(p->o->audit, NULL);
+        if (!p->audit)
+            return sfs_err_set(err, -errno, "--audit %s: %s", p->o->audit, strerror(errno));
+    }
+    if (!p->audit || sfs_docker_api_set_audit(p->api, p->audit) < 0)
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    sfs_info("every volume's mount records each open (audit=%s%s, cache=none)", p->audit,
+             strcmp(p->audit, "journal") == 0 ? "" : "/VOLUME.log");
+    return 0;
+}
+
 static int open_state(struct plugin *p, struct sfs_err *err)
 {
     char *lock_path, *abs;
@@ -964,6 +1189,23 @@ static void serve_signals(struct plugin *p, const sigset_t *sigs)
     }
 }
 
+/* A plugin that holds the key file's passphrase (in locked memory kept out of core dumps,
+ * crypto/secmem.h) is hardened as a mount's daemon is: no core dump, and no ptrace or
+ * /proc/PID/mem for processes of its user that are not root. */
+static int keep_passphrase_private(struct sfs_err *err)
+{
+    struct rlimit no_core = {0, 0};
+
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        return sfs_err_set(err, -errno, "cannot disable core dumps (PR_SET_DUMPABLE): %s",
+                           strerror(errno));
+    if (setrlimit(RLIMIT_CORE, &no_core) < 0)
+        return sfs_err_set(err, -errno, "cannot set RLIMIT_CORE to 0: %s", strerror(errno));
+    sfs_info("the key file is protected: its passphrase is kept in locked memory and handed "
+             "to each mount and list through a pipe (SECRETFS_PASSPHRASE_FD=%d)", PASS_FD);
+    return 0;
+}
+
 /* The state directory, the table and restart recovery: everything before serving. */
 static int load_and_recover(struct plugin *p, const struct sfs_docker_ops *ops,
                             struct sfs_err *err)
@@ -975,7 +1217,9 @@ static int load_and_recover(struct plugin *p, const struct sfs_docker_ops *ops,
     p->api = sfs_docker_api_new(p->volumes_dir, ops, geteuid(), getegid());
     if (!p->api)
         return sfs_err_set(err, -ENOMEM, "out of memory");
-    rc = read_state(p, err);
+    rc = open_audit(p, err);
+    if (rc == 0)
+        rc = read_state(p, err);
     if (rc < 0 || sfs_docker_api_volumes(p->api) == 0)
         return rc;
     failed = sfs_docker_api_recover(p->api);
@@ -1009,6 +1253,9 @@ int sfs_docker_plugin_run(const struct sfs_docker_plugin_opts *o, struct sfs_err
     pthread_mutex_init(&p.lock, NULL);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         sfs_warn("cannot become a child subreaper: %s", strerror(errno));
+    rc = o->passphrase ? keep_passphrase_private(err) : 0;
+    if (rc < 0)
+        goto out;
 
     rc = load_and_recover(&p, &ops, err);
     if (rc < 0)
@@ -1031,6 +1278,8 @@ out:
         close(p.vols_fd);
     free(p.state_file);
     free(p.volumes_dir);
+    free(p.names);
+    free(p.audit);
     pthread_mutex_destroy(&p.lock);
     return rc;
 }

@@ -70,9 +70,12 @@ struct sfs_docker_ops {
     int (*save)(void *ctx, const char *json, size_t len, struct sfs_err *err);
     /* The volume was removed: forget its mountpoint directory.  Cannot fail. */
     void (*removed)(void *ctx, const struct sfs_docker_volume *v);
-    /* The names the store holds now (names only, never values), newline separated, into
-     * *names (malloc'd, the caller frees it).  NULL callback: every name is there. */
-    int (*store_names)(void *ctx, char **names, struct sfs_err *err);
+    /* The names the store holds (names only, never values), newline separated, into
+     * *names (malloc'd, the caller frees it).  `fresh` (Create: the answer may refuse it):
+     * a list kept from earlier will do only if the store is known not to have changed
+     * since; else (Get, List: the Status's "missing") a list a few seconds old will do too.
+     * NULL callback: every name is there. */
+    int (*store_names)(void *ctx, bool fresh, char **names, struct sfs_err *err);
     /* Whether something other than v->mountpoint itself holds the volume's mount (a
      * container's bind of it, in any mount namespace): 1 held, 0 not (no container can
      * use it, so references left over are stale), -1 cannot tell.  NULL callback: -1.
@@ -97,6 +100,11 @@ struct sfs_docker_reply {
 sfs_docker_api *sfs_docker_api_new(const char *volumes_dir, const struct sfs_docker_ops *ops,
                                    uid_t default_uid, gid_t default_gid);
 void sfs_docker_api_free(sfs_docker_api *api);
+
+/* The plugin-wide audit (struct sfs_docker_plugin_opts.audit: "journal" or a directory),
+ * for Get and List: every volume's Status then shows "audit" (journal, or the volume's log,
+ * DIR/NAME.log) and "cache": "none".  Copied.  Returns 0 or -ENOMEM. */
+int sfs_docker_api_set_audit(sfs_docker_api *api, const char *audit);
 
 /* Replaces the table with the one in `json` (what ops.save was given):
  *   {"version":1,"volumes":[{"name":N,"secrets":"A,B"|null,"uid":U,"gid":G,"mode":"0440",
@@ -150,6 +158,21 @@ struct sfs_docker_plugin_opts {
     const char *config_path;  /* passed to every child as --config, or NULL */
     const char *store_path;   /* passed as --store, or NULL */
     const char *key_file;     /* passed as --key-file, or NULL */
+    /* The key file's passphrase (secure memory, owned by the caller, valid while the plugin
+     * runs), or NULL.  Each child that reads the key (mount, list) gets it through a pipe of
+     * its own, named by SECRETFS_PASSPHRASE_FD: never argv, a file or a log. */
+    const char *passphrase;
+    size_t passphrase_len;
+    /* The store's file (absolute) when the store is one, else NULL (etcd).  The names
+     * `secretfs list` printed are kept while the file's identity (device, inode, size,
+     * times) stays the same (writes replace it: a new inode); with no file, for a few
+     * seconds for Get and List only. */
+    const char *store_file;
+    /* Every volume's mount records each open of a secret (secretfs mount -o audit=, which
+     * implies cache=none): "journal", or a directory (created 0700 and trusted as the state
+     * directory is) where each volume's daemon writes NAME.log.  NULL: no volume is audited
+     * (-o noaudit: the config's [mount] audit is the host mount's, not the volumes'). */
+    const char *audit;
 };
 
 /* Runs the plugin in the foreground, logging to stderr, until SIGTERM or SIGINT (which

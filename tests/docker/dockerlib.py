@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 
@@ -310,3 +311,91 @@ class PluginSandbox(harness.Sandbox):
 
 def wait_gone(pid, what, timeout=15):
     harness.wait_for(lambda: not harness.pid_alive(pid), what, timeout=timeout)
+
+
+def protect_key(sb, tag="pass", kdf="interactive", ends_with_cr=False):
+    """Replaces the sandbox's key with one protected by a new canary passphrase (Argon2id
+    cost `kdf`); returns (passphrase, a 0600 file holding it).  ends_with_cr: the
+    passphrase's last byte is a "\r" (the file then ends "\r\r\n": a reader drops one
+    "\n", then one "\r")."""
+    passphrase = harness.canary(tag)
+    pfile = write_secret_file(sb, "passphrase",
+                              passphrase + (b"\r\r\n" if ends_with_cr else b"\n"))
+    os.unlink(sb.key)
+    sb.run(["keygen", "--passphrase", "--kdf", kdf, "--passphrase-file", pfile,
+            sb.key])
+    return passphrase, pfile
+
+
+def write_secret_file(sb, name, data):
+    path = os.path.join(sb.dir, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+    return path
+
+
+def store_with_passphrase(sb, pfile, values):
+    for name, value in values.items():
+        sb.run(["set", name, "--passphrase-file", pfile], input=value)
+
+
+class ProcWatch:
+    """Reads every process's argv and environment, over and over, until stopped: counts
+    those that hold `needle`, and how many processes it saw."""
+
+    def __init__(self, needle):
+        self.needle = needle
+        self.hits, self.seen, self.rounds = [], set(), 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        while not self.stop.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                for what in ("cmdline", "environ"):
+                    try:
+                        with open("/proc/%s/%s" % (pid, what), "rb") as f:
+                            data = f.read()
+                    except OSError:
+                        continue
+                    self.seen.add(pid)
+                    if self.needle in data:
+                        self.hits.append((pid, what))
+            self.rounds += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        return False
+
+
+def audit_records(path):
+    """The JSON records of an audit log (none while it does not exist); fails the test if a
+    planted value is in it."""
+    out = []
+    with contextlib.suppress(FileNotFoundError):
+        with open(path, "rb") as f:
+            data = f.read()
+        check(harness.leaks(data) == 0, "a secret value appears in the audit log %s" % path)
+        for line in data.splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+    return out
+
+
+def wait_audit_record(path, what, timeout=15, **want):
+    """The first record of the log at `path` whose fields equal `want`; waits for it."""
+    found = []
+
+    def seen():
+        found[:] = [r for r in audit_records(path) if all(r.get(k) == v for k, v in want.items())]
+        return bool(found)
+    harness.wait_for(seen, "an audit record of %s (%s)" % (what, sorted(want)), timeout=timeout)
+    return found[0]

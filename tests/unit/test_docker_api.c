@@ -345,11 +345,15 @@ struct fake_store {
     struct fake f;
     const char *names; /* newline separated, or NULL: the store cannot be read */
     int held;          /* what ops.held answers: 1, 0, -1 */
+    int asked, asked_fresh;
 };
 
-static int fs_names(void *ctx, char **names, struct sfs_err *err)
+static int fs_names(void *ctx, bool fresh, char **names, struct sfs_err *err)
 {
     struct fake_store *s = ctx;
+
+    s->asked++;
+    s->asked_fresh += fresh;
 
     if (!s->names)
         return sfs_err_set(err, -EBADMSG, "store.bin: wrong key");
@@ -401,6 +405,7 @@ static void test_missing_names(void)
 
     fails(api, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"A,TYPO\"}}",
           500, "option secrets: TYPO not in the store");
+    CHECK(s.asked == 1 && s.asked_fresh == 1); /* Create may refuse: a fresh list */
     fails(api, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"X,A,Y\"}}",
           500, "X,Y not in the store (secretfs list shows what is); fix the spelling, or add "
           "optional=X,Y");
@@ -408,6 +413,7 @@ static void test_missing_names(void)
     /* platform names come from the platform, never the store */
     ok(api, "/VolumeDriver.Create", "{\"Name\":\"p\",\"Opts\":{\"secrets\":\"A,LIVEKIT_URL\"}}");
     CHECK_MSG(strcmp(status_field(api, "p", "missing", buf, sizeof buf), "(none)") == 0, "%s", buf);
+    CHECK(s.asked == 4 && s.asked_fresh == 3); /* Get: a kept list will do */
     ok(api, "/VolumeDriver.Create",
        "{\"Name\":\"v\",\"Opts\":{\"secrets\":\"A,LATER\",\"optional\":\"LATER\"}}");
     CHECK_MSG(strcmp(status_field(api, "v", "missing", buf, sizeof buf), "LATER") == 0, "%s", buf);
@@ -435,6 +441,26 @@ static void test_missing_names(void)
         free(dump);
         sfs_docker_api_free(back);
     }
+    sfs_docker_api_free(api);
+}
+
+static void test_audit_status(void)
+{
+    struct fake_store s;
+    sfs_docker_api *api = new_store_api(&s, "A\n");
+    char buf[256];
+
+    ok(api, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"cache\":\"kernel\"}}");
+    CHECK_MSG(strcmp(status_field(api, "v", "audit", buf, sizeof buf), "(none)") == 0, "%s", buf);
+    CHECK_MSG(strcmp(status_field(api, "v", "cache", buf, sizeof buf), "kernel") == 0, "%s", buf);
+    CHECK(sfs_docker_api_set_audit(api, "/var/log/secretfs") == 0);
+    CHECK_MSG(strcmp(status_field(api, "v", "audit", buf, sizeof buf),
+                     "/var/log/secretfs/v.log") == 0, "%s", buf);
+    CHECK_MSG(strcmp(status_field(api, "v", "cache", buf, sizeof buf), "none") == 0, "%s", buf);
+    CHECK(sfs_docker_api_set_audit(api, "journal") == 0);
+    CHECK_MSG(strcmp(status_field(api, "v", "audit", buf, sizeof buf), "journal") == 0, "%s", buf);
+    /* the volume's own option is unchanged: the same Create is still the same volume */
+    ok(api, "/VolumeDriver.Create", "{\"Name\":\"v\",\"Opts\":{\"cache\":\"kernel\"}}");
     sfs_docker_api_free(api);
 }
 
@@ -504,6 +530,7 @@ int main(void)
     test_state_and_recovery();
     test_names();
     test_missing_names();
+    test_audit_status();
     test_stale_references();
     return check_result();
 }
