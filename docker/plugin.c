@@ -733,22 +733,20 @@ static int fusermount_u(const char *mountpoint, bool lazy, struct sfs_err *err)
     return 0;
 }
 
-/* umount2 on VOLUMES/NAME through a descriptor opened relative to the volumes directory
- * without following symlinks, as it was mounted: a name swapped since cannot point the
- * unmount elsewhere.  -1 with errno set, as umount2. */
+/* umount2 on VOLUMES/NAME through the volumes directory's descriptor, as the mount was
+ * made: /proc/self/fd/VOLS/NAME with UMOUNT_NOFOLLOW, so a name swapped since (a symlink)
+ * cannot point the unmount elsewhere.  (A descriptor of the mount's own root would hold the
+ * mount busy: the unmount would always have to detach.)  -1 with errno set, as umount2. */
 static int umount_volume(struct plugin *p, const struct sfs_docker_volume *v, int flags)
 {
-    char target[32];
-    int fd = openat(p->vols_fd, v->name, O_PATH | O_NOFOLLOW | O_CLOEXEC), rc, saved;
+    char target[64 + NAME_MAX];
 
-    if (fd < 0)
+    if ((size_t)snprintf(target, sizeof target, "/proc/self/fd/%d/%s", p->vols_fd, v->name) >=
+        sizeof target) {
+        errno = ENAMETOOLONG;
         return -1;
-    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-    rc = umount2(target, flags);
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
+    }
+    return umount2(target, flags | UMOUNT_NOFOLLOW);
 }
 
 static int op_unmount(void *ctx, const struct sfs_docker_volume *v, struct sfs_err *err)

@@ -55,6 +55,8 @@ def test_docker_run_sequence():
         ok(e.unmount("app-secrets", mid), "Unmount")
         check(mounted_fs(mnt) is None, "unmounted after the last Unmount")
         wait_gone(pid, "the volume's daemon to exit")
+        check(b"busy; detaching" not in sb.log_bytes(),
+              "an unused volume was unmounted outright, not detached lazily")
         check(e.kept_alive(), "the whole sequence ran over one kept-alive connection")
         # `docker run --rm` then removes an anonymous-style volume it created
         ok(e.remove("app-secrets"), "Remove")
