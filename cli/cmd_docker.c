@@ -75,16 +75,28 @@ struct plugin_args {
     const char *audit;  /* --audit journal|DIR, or NULL */
 };
 
-/* --audit: "journal", or a directory whose NAME.log files the mounts write, made absolute
- * into *abs (the plugin passes it in -o, which a ',' would split; a volume name has at most
- * 255 bytes).  Prints the error; returns an exit code. */
+/* --audit, else the config's [docker] audit: "journal", or a directory whose NAME.log files
+ * the mounts write, made absolute into *abs (the plugin passes it in -o, which a ',' would
+ * split; a volume name has at most 255 bytes).  Prints the error; returns an exit code. */
 static int audit_option(struct cli *cli, const char *audit, const char **out, char **abs)
 {
+    const char *what = "--audit";
+
     *out = NULL;
+    if (!audit && cli->cfg.docker_audit) {
+        audit = cli->cfg.docker_audit;
+        what = "[docker] audit";
+        if (strcmp(audit, "journal") != 0 && audit[0] != '/') {
+            cli_error(cli, "%s: [docker] audit = %s: give 'journal' or an absolute directory",
+                      cli->cfg.path, audit);
+            return EXIT_FAIL;
+        }
+    }
     if (!audit) {
         if (cli->cfg.audit)
             cli_warn(cli, "%s: [mount] audit is for secretfs mount; Docker volumes are audited "
-                      "only with docker-plugin --audit journal|DIR", cli->cfg.path);
+                      "only with docker-plugin --audit journal|DIR or [docker] audit",
+                      cli->cfg.path);
         return EXIT_OK;
     }
     if (strcmp(audit, "journal") == 0) {
@@ -97,7 +109,7 @@ static int audit_option(struct cli *cli, const char *audit, const char **out, ch
         return EXIT_FAIL;
     }
     if (strchr(*abs, ',') || strlen(*abs) + sizeof "/.log" + 255 > PATH_MAX) {
-        cli_error(cli, "--audit %s: %s; choose another directory", *abs, strchr(*abs, ',') ?
+        cli_error(cli, "%s %s: %s; choose another directory", what, *abs, strchr(*abs, ',') ?
                   "a ',' in the path would split the mount options it is passed in" :
                   "too long for a volume's log path");
         return EXIT_USAGE;

@@ -169,6 +169,7 @@ void sfs_config_free(struct sfs_config *cfg)
     free(cfg->platform_env);
     free(cfg->platform_file);
     free(cfg->reserved_prefix);
+    free(cfg->docker_audit);
     free(cfg->etcd_ca_file);
     free(cfg->etcd_cert_file);
     free(cfg->etcd_key_file);
@@ -411,6 +412,17 @@ static int handle_etcd(struct load_ctx *ctx, int line, const char *name, const c
     return 1;
 }
 
+/* [docker]: what `secretfs docker-plugin` takes from the config (its flags win). */
+static int handle_docker(struct load_ctx *ctx, int line, const char *name, const char *value)
+{
+    if (strcmp(name, "audit") != 0)
+        return 1;
+    if (!*value)
+        return fail(ctx, line, "audit is empty; give 'journal' or a directory, or remove the "
+                    "line%s%s", "", "");
+    return set_string(&ctx->cfg->docker_audit, value);
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
     struct load_ctx *ctx = user;
@@ -431,6 +443,8 @@ static int handler(void *user, const char *section, const char *name, const char
             rc = handle_platform(ctx, line, name, value);
         } else if (strcmp(section, "etcd") == 0) {
             rc = handle_etcd(ctx, line, name, value);
+        } else if (strcmp(section, "docker") == 0) {
+            rc = handle_docker(ctx, line, name, value);
         } else if (strncmp(section, "secret:", 7) == 0) {
             const char *sname = section + 7, *why;
             struct sfs_config_secret *s;
@@ -448,7 +462,7 @@ static int handler(void *user, const char *section, const char *name, const char
         } else {
             rc = fail(ctx, line,
                       "unknown section [%s]; known: [store], [mount], [platform], "
-                      "[etcd], [secret:NAME]%s", section, "");
+                      "[etcd], [docker], [secret:NAME]%s", section, "");
         }
     }
     if (rc > 0)
@@ -537,7 +551,8 @@ static int check_section_line(struct load_ctx *ctx, const char *l, size_t n)
         return fail(ctx, ctx->line, "section [%.60s...] is too long; section names have at "
                     "most 49 bytes%s", section, "");
     if (strcmp(section, "store") == 0 || strcmp(section, "mount") == 0 ||
-        strcmp(section, "platform") == 0 || strcmp(section, "etcd") == 0)
+        strcmp(section, "platform") == 0 || strcmp(section, "etcd") == 0 ||
+        strcmp(section, "docker") == 0)
         return 0;
     if (strncmp(section, "secret:", 7) == 0) {
         if (!sfs_name_valid(section + 7, &why))
@@ -545,7 +560,7 @@ static int check_section_line(struct load_ctx *ctx, const char *l, size_t n)
         return 0;
     }
     return fail(ctx, ctx->line, "unknown section [%s]; known: [store], [mount], [platform], "
-                "[etcd], [secret:NAME]%s", section, "");
+                "[etcd], [docker], [secret:NAME]%s", section, "");
 }
 
 /* ini_reader over the validated buffer, one line per call, counting lines. */

@@ -55,6 +55,9 @@ struct sfs_config {
     char *only;         /* comma/space separated names, NULL if unset */
     int allow_other;    /* -1 unset, 0 no, 1 yes */
 
+    /* [docker] (secretfs docker-plugin) */
+    char *docker_audit; /* audit = journal|DIR: every volume's mount is audited; NULL: unset */
+
     /* [platform] */
     char *platform_env; /* space separated variable names, NULL: the default list */
     char *platform_file;

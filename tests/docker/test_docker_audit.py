@@ -123,6 +123,32 @@ def test_audit_dir_refused():
         check(not os.path.exists(sb.sock), "nothing served")
 
 
+def test_audit_from_config():
+    """[docker] audit in the config does what --audit does (a managed plugin's entrypoint is
+    fixed, its config is not); the flag wins; a relative directory is refused."""
+    with PluginSandbox() as sb:
+        sb.set_secrets({"A": harness.canary("a")})
+        audit = os.path.join(sb.dir, "cfg-audit")
+        sb.write_config("[docker]\naudit = %s\n" % audit)
+        sb.start_plugin()
+        e = sb.engine()
+        ok(e.create("c", {"secrets": "A"}), "Create")
+        st = ok(e.get("c"), "Get").json["Volume"]["Status"]
+        check(st.get("audit") == os.path.join(audit, "c.log") and st["cache"] == "none",
+              "the config's [docker] audit applies: %s" % st)
+        check(sb.stop_plugin() == 0, "stopped")
+        sb.start_plugin(extra=["--audit", "journal"])
+        st = ok(sb.engine().get("c"), "Get").json["Volume"]["Status"]
+        check(st.get("audit") == "journal", "--audit wins over the config: %s" % st)
+        check(sb.stop_plugin() == 0, "stopped")
+        sb.write_config("[docker]\naudit = relative/dir\n")
+        p = sb.start_plugin(expect_fail=True)
+        check(p.returncode == 1 and "[docker] audit = relative/dir" in sb.log_text() and
+              "absolute" in sb.log_text(), "a relative directory is refused: %s" %
+              sb.log_text()[-300:])
+
+
 if __name__ == "__main__":
     harness.need_fuse()
-    harness.run_all(test_audit_dir, test_audit_journal_and_none, test_audit_dir_refused)
+    harness.run_all(test_audit_dir, test_audit_journal_and_none, test_audit_dir_refused,
+                    test_audit_from_config)
