@@ -31,15 +31,21 @@ def cache_files(f, since):
 
 
 def test_reboot_while_cluster_unreachable():
+    # names long and unique enough that ciphertext never holds one by chance: the scan below
+    # reads every cache file written meanwhile, other tests' too (a 3-byte name matched a
+    # 1.5 MB cache of a concurrent benchmark about one time in four)
+    tag = os.urandom(8).hex().upper()
+    a, b, c = ("REBOOT_%s_%s" % (tag, x) for x in "ABC")
     with Fleet() as f:
         t_start = time.time() - 1
-        base = {"R_A": canary("reboot"), "R_B": canary("reboot")}
+        base = {a: canary("reboot"), b: canary("reboot")}
         f.put_secrets(base)
         mnt = f.mount(0, name="host")
         check(serves(mnt, base), "the first daemon does not serve the set")
         f.stop_daemon(mnt)
-        newer = dict(base, R_A=canary("newer"), R_C=canary("newer"))
-        f.put_secrets({"R_A": newer["R_A"], "R_C": newer["R_C"]})
+        newer = dict(base)
+        newer[a], newer[c] = canary("newer"), canary("newer")
+        f.put_secrets({a: newer[a], c: newer[c]})
         for i in range(3):
             f.cluster.kill(i)
 
@@ -68,7 +74,7 @@ def test_reboot_while_cluster_unreachable():
         wait_until(lambda: status(mnt2).get("connection") == "connected",
                    "connection=connected after the cluster returned", [mnt2],
                    RECOVER_DEADLINE)
-        needles = list(base.values()) + list(newer.values()) + [b"R_A", b"R_B", b"R_C"]
+        needles = list(base.values()) + list(newer.values()) + [n.encode() for n in (a, b, c)]
         caches = cache_files(f, t_start)
         print("   %d sealed cache file(s) found" % len(caches))
         for path in caches:

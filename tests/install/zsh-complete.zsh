@@ -22,16 +22,21 @@ compadd() {
   (( \$#__hits )) && print -rl -- \$__hits >>$out/hits
   builtin compadd "\$@"
 }
+# TAB runs the completion system, then records that it ran: the driver types nothing more
+# until then (zsh may cut a completion short when more input is already waiting)
+_sfs_tab() { _main_complete; local r=\$?; print -r -- tab >>$out/tabs; return r }
+zle -C sfs-tab complete-word _sfs_tab
+bindkey '^I' sfs-tab
 print -r -- ready >$out/ready
 INIT
 
 zpty c "zsh -f -i"
 zpty -w c "source $out/init.zsh"
-wait_for() { # $1: file with the marker line
+wait_for() { # $1: file with the marker line; $2: how many lines it must have (default 1)
   local i
-  for i in {1..200}; do
+  for i in {1..400}; do
     zpty -r -t c junk 2>/dev/null
-    [[ -s $1 ]] && return 0
+    [[ -s $1 && ${#${(f)"$(<$1)"}} -ge ${2:-1} ]] && return 0
     sleep 0.05
   done
   print -u2 "zsh-complete: no answer from the completion shell"; exit 1
@@ -42,7 +47,8 @@ for line in "$@"; do
   (( n++ ))
   : >$out/hits
   zpty -w -n c "$line"$'\t'
-  # after the TAB is handled: clear the line, then record that it is done
+  wait_for $out/tabs $n
+  # the TAB is handled: clear the line, then record that it is done
   zpty -w -n c $'\x15'"print -r -- done >$out/done.$n"$'\n'
   wait_for $out/done.$n
   sort -u $out/hits
