@@ -167,11 +167,71 @@ class Member:
             return ""
 
 
+def _request_length(buf):
+    """The length of the HTTP/1.1 request at the start of `buf` (headers and a
+    Content-Length body), None until its headers are in, or len(buf) for a body without a
+    length (chunked: not framed, passed through)."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    length = None
+    for line in buf[:end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return end + 4 + length if length is not None else len(buf)
+
+
+def txn_touching(key):
+    """A request matcher for TcpProxy.fault: a POST /v3/kv/txn that names `key` (bytes)
+    anywhere in its body (a compare, a put or a delete): with a prefix's commit key, exactly
+    the commit txns of secretfs's writer."""
+    needle = _b64(key).encode()
+    return lambda req: req.startswith(b"POST /v3/kv/txn ") and needle in req
+
+
+def txn_not_touching(key):
+    """A POST /v3/kv/txn that does not name `key`: with the commit key, the staging txns."""
+    needle = _b64(key).encode()
+    return lambda req: req.startswith(b"POST /v3/kv/txn ") and needle not in req
+
+
+class _Fault:
+    def __init__(self, match, action, hook, skip, count):
+        self.match, self.action, self.hook = match, action, hook
+        self.skip, self.left = skip, count
+        self.fired = 0
+        self.held = None          # set when a "hold" fault holds a request
+        self.release_evt = None
+
+
+class _Pair:
+    """One proxied connection: the client's socket, the member's, and the request being
+    framed (client -> member) while a fault is armed."""
+
+    def __init__(self, client, upstream):
+        self.client, self.up = client, upstream
+        self.buf = b""
+        self.sent = 0             # bytes of buf already forwarded
+        self.holding = False      # this request is kept until it is whole (a fault is armed)
+        self.drop_answer = None   # the fault whose request went out: drop its answer
+
+
 class TcpProxy:
     """A loopback TCP forwarder to one member, for partitions the member itself does not
     see: cut() drops every connection and closes each new one at once (the client sees a
     reset, as from a host it cannot reach) until heal().  Counts the bytes it forwards
-    each way (down: member -> client).  Its port comes from the kernel (bind to 0)."""
+    each way (down: member -> client).  Its port comes from the kernel (bind to 0).
+
+    fault(match, action) arms a fault for one HTTP request (framed by Content-Length) whose
+    bytes satisfy match(bytes) (txn_touching(commit_key): a commit txn):
+      "drop_answer"   forward it, let the member apply it, then reset the client's
+                      connection instead of forwarding the answer (a lost answer); hook()
+                      runs first, once the answer is there (the change is applied)
+      "drop_request"  hook() (e.g. kill -9 of the client), then reset the connection without
+                      forwarding anything (a crash just before the request)
+      "hold"          keep the request until release(fault), then forward it
+    skip=N lets the first N matching requests through; count=N arms it N times."""
 
     def __init__(self, target_port):
         import threading
@@ -189,7 +249,41 @@ class TcpProxy:
         self.accepted = 0
         self._lock = threading.Lock()
         self._conns = []
+        self._faults = []
         threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def fault(self, match, action, hook=None, skip=0, count=1):
+        """Arms a request fault (see the class comment); returns it (.fired counts)."""
+        assert action in ("drop_answer", "drop_request", "hold"), action
+        f = _Fault(match, action, hook, skip, count)
+        if action == "hold":
+            f.release_evt = self._threading.Event()
+            f.held = self._threading.Event()
+        with self._lock:
+            self._faults.append(f)
+        return f
+
+    def wait_held(self, f, timeout=30):
+        """Waits until the "hold" fault `f` holds a request."""
+        if not f.held.wait(timeout):
+            raise EtcdError("no request matched the hold fault within %d s" % timeout)
+
+    def release(self, f):
+        f.release_evt.set()
+
+    def _take_fault(self, req):
+        with self._lock:
+            for f in self._faults:
+                if f.left > 0 and f.match(req):
+                    if f.skip > 0:
+                        f.skip -= 1
+                        return None
+                    f.left -= 1
+                    f.fired += 1
+                    if f.left == 0:
+                        self._faults.remove(f)
+                    return f
+        return None
 
     def _accept_loop(self):
         while not self.closed:
@@ -198,8 +292,7 @@ class TcpProxy:
             except OSError:
                 return
             if self.blocked or self.closed:
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                c.close()
+                self._reset(c)
                 continue
             try:
                 u = socket.create_connection(self.target, timeout=5)
@@ -207,28 +300,98 @@ class TcpProxy:
             except OSError:
                 c.close()
                 continue
+            pair = _Pair(c, u)
             with self._lock:
                 self.accepted += 1
                 self._conns += [c, u]
-            for a, b, down in ((c, u, False), (u, c, True)):
-                self._threading.Thread(target=self._pump, args=(a, b, down),
-                                       daemon=True).start()
+            self._threading.Thread(target=self._pump_up, args=(pair,), daemon=True).start()
+            self._threading.Thread(target=self._pump_down, args=(pair,), daemon=True).start()
 
-    def _pump(self, src, dst, down):
+    @staticmethod
+    def _reset(s):
+        with contextlib.suppress(OSError):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            s.close()
+
+    def _forward_request(self, pair, req):
+        """A whole held request: applies the fault it matches, if any.  False: the
+        connection was reset."""
+        f = self._take_fault(req)
+        if f and f.action == "drop_request":
+            if f.hook:
+                f.hook()
+            self._reset(pair.client)
+            self._reset(pair.up)
+            return False
+        if f and f.action == "hold":
+            f.held.set()
+            f.release_evt.wait()
+        if f and f.action == "drop_answer":
+            pair.drop_answer = f
+        pair.up.sendall(req)
+        return True
+
+    def _frame(self, pair, data):
+        """Forwards what the client sent, request by request.  False: reset."""
+        if not pair.buf:
+            with self._lock:
+                pair.holding = bool(self._faults)
+        pair.buf += data
+        while pair.buf:
+            n = _request_length(pair.buf)
+            if n is None or len(pair.buf) < n:
+                if not pair.holding:
+                    pair.up.sendall(pair.buf[pair.sent:])
+                    pair.sent = len(pair.buf)
+                return True
+            req, pair.buf = pair.buf[:n], pair.buf[n:]
+            if pair.holding:
+                if not self._forward_request(pair, req):
+                    return False
+            elif pair.sent < n:
+                pair.up.sendall(req[pair.sent:])
+            pair.sent = max(0, pair.sent - n)
+            with self._lock:
+                pair.holding = pair.sent == 0 and bool(self._faults)
+        return True
+
+    def _pump_up(self, pair):
         try:
             while True:
-                data = src.recv(65536)
+                data = pair.client.recv(65536)
                 if not data:
                     break
                 with self._lock:
-                    if down:
-                        self.bytes_down += len(data)
-                    else:
-                        self.bytes_up += len(data)
-                dst.sendall(data)
+                    self.bytes_up += len(data)
+                if not self._frame(pair, data):
+                    return
         except OSError:
             pass
-        for s_ in (src, dst):
+        for s_ in (pair.client, pair.up):
+            with contextlib.suppress(OSError):
+                s_.shutdown(socket.SHUT_RDWR)
+
+    def _pump_down(self, pair):
+        try:
+            while True:
+                data = pair.up.recv(65536)
+                if not data:
+                    break
+                f = pair.drop_answer
+                if f:
+                    if f.hook:
+                        f.hook()
+                    self._reset(pair.client)
+                    self._reset(pair.up)
+                    return
+                with self._lock:
+                    self.bytes_down += len(data)
+                pair.client.sendall(data)
+        except OSError:
+            pass
+        for s_ in (pair.up, pair.client):
             with contextlib.suppress(OSError):
                 s_.shutdown(socket.SHUT_RDWR)
 
@@ -238,17 +401,18 @@ class TcpProxy:
         with self._lock:
             conns, self._conns = self._conns, []
         for c in conns:
-            with contextlib.suppress(OSError):
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                c.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                c.close()
+            self._reset(c)
 
     def heal(self):
         self.blocked = False
 
     def close(self):
         self.closed = True
+        with self._lock:
+            faults, self._faults = self._faults, []
+        for f in faults:
+            if f.release_evt:
+                f.release_evt.set()
         self.cut()
         with contextlib.suppress(OSError):
             self.lsock.close()
@@ -654,6 +818,31 @@ def _selftest():
             pass
         px.heal()
         assert b"true" in urllib.request.urlopen(url, timeout=5).read()
+        # a lost answer: the member applies the txn, the client sees a reset
+        f = px.fault(txn_touching(b"/t/lost"), "drop_answer")
+        body = json.dumps({"success": [{"request_put": {"key": _b64(b"/t/lost"),
+                                                        "value": _b64(b"1")}}]}).encode()
+        req = urllib.request.Request("http://%s/v3/kv/txn" % px.endpoint, data=body,
+                                     method="POST", headers={
+                                         "Content-Type": "application/json",
+                                         "Authorization": c._token(None, 1)})
+        try:
+            urllib.request.urlopen(req, timeout=5).read()
+            raise AssertionError("a dropped answer arrived")
+        except OSError:
+            pass
+        assert f.fired == 1 and c.range(b"/t/lost")[0] == {b"/t/lost": b"1"}
+        # a request dropped before the member saw it
+        f = px.fault(txn_touching(b"/t/never"), "drop_request")
+        req = urllib.request.Request(req.full_url, data=body.replace(
+            _b64(b"/t/lost").encode(), _b64(b"/t/never").encode()), method="POST",
+            headers=req.headers)
+        try:
+            urllib.request.urlopen(req, timeout=5).read()
+            raise AssertionError("a dropped request was answered")
+        except OSError:
+            pass
+        assert f.fired == 1 and c.range(b"/t/never")[0] == {}
         d = c.dir
     assert not os.path.exists(d), "cluster dir left behind"
     for pid in pids:
