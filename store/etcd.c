@@ -1152,12 +1152,15 @@ static int add_puts(json_t *ops, const struct plan *p, size_t from, size_t to)
     return 0;
 }
 
-/* Sends `txn`; maps "compare lost" to -EAGAIN. */
-static int send_txn(struct etcd *e, json_t *txn, struct sfs_err *err)
+/* Sends `txn`; maps "compare lost" to -EAGAIN.  *rev (if not NULL) gets the revision a
+ * successful txn made, and then the txn goes out on new connections (sfs_etcd_txn_once):
+ * a commit, whose every copy counts. */
+static int send_txn(struct etcd *e, json_t *txn, int64_t *rev, struct sfs_err *err)
 {
     bool ok = false;
-    int rc = txn ? sfs_etcd_txn(e->conn, txn, &ok, NULL, err)
-                 : sfs_err_set(err, -ENOMEM, "out of memory building an etcd txn");
+    int rc = !txn ? sfs_err_set(err, -ENOMEM, "out of memory building an etcd txn")
+             : rev ? sfs_etcd_txn_once(e->conn, txn, &ok, rev, err)
+                   : sfs_etcd_txn(e->conn, txn, &ok, NULL, err);
 
     if (rc == -EACCES)
         sfs_err_prefix(err, "cannot write %s", e->prefix);
@@ -1177,7 +1180,7 @@ static int stage_gen(struct etcd *e, const struct plan *p, struct sfs_err *err)
                (j == i || bytes + sfs_base64_len(p->items[j].blen) + 400 <= TXN_BYTE_BUDGET))
             bytes += sfs_base64_len(p->items[j++].blen) + 400;
         rc = txn ? add_puts(json_object_get(txn, "success"), p, i, j) : -ENOMEM;
-        rc = rc < 0 ? sfs_err_set(err, rc, "out of memory") : send_txn(e, txn, err);
+        rc = rc < 0 ? sfs_err_set(err, rc, "out of memory") : send_txn(e, txn, NULL, err);
         rc = rc == -EAGAIN ? 0 : rc;
         json_decref(txn);
         i = j;
@@ -1193,7 +1196,7 @@ static void delete_gen(struct etcd *e, const char *gen)
 
     snprintf(p, sizeof p, "%sg/%s/", e->prefix, gen);
     txn = json_pack("{s:[o]}", "success", sfs_etcd_delete_prefix_op(p));
-    if (send_txn(e, txn, &err) < 0)
+    if (send_txn(e, txn, NULL, &err) < 0)
         sfs_warn("etcd: leaving the unreferenced generation %s behind: %s", p, err.msg);
     json_decref(txn);
 }
@@ -1210,43 +1213,6 @@ static void new_gen(char out[SFS_ETCD_GEN_HEX + 1])
         out[2 * i + 1] = digits[r[i] & 15];
     }
     out[SFS_ETCD_GEN_HEX] = '\0';
-}
-
-/* Whether the commit record stored now is `p`'s (its nonce makes it unique): 1, 0, or
- * -errno when etcd cannot tell. */
-static int commit_landed(struct etcd *e, const struct plan *p, struct sfs_err *err)
-{
-    json_t *req = json_pack("{s:o}", "key", sfs_etcd_b64(e->commit_key,
-                                                         strlen(e->commit_key)));
-    json_t *resp = NULL, *kv;
-    unsigned char *val = NULL;
-    size_t vlen = 0;
-    int rc = req ? sfs_etcd_call(e->conn, "/v3/kv/range", req, &resp, err) : -ENOMEM;
-
-    kv = json_array_get(json_object_get(resp, "kvs"), 0);
-    if (rc == 0 && kv && sfs_etcd_unb64(json_object_get(kv, "value"), &val, &vlen) == 0)
-        rc = vlen == p->commit_len && memcmp(val, p->commit, vlen) == 0;
-    free(val);
-    json_decref(resp);
-    json_decref(req);
-    return rc;
-}
-
-/* Sends the commit txn.  When its answer is lost (a member died with it in flight), asks
- * etcd whether it landed, so a retry neither loses nor repeats it. */
-static int send_commit(struct etcd *e, json_t *txn, const struct plan *p,
-                       struct sfs_err *err)
-{
-    struct sfs_err again;
-    int rc = send_txn(e, txn, err), landed;
-
-    if (rc == 0 || rc == -EAGAIN || !is_network(rc))
-        return rc;
-    landed = commit_landed(e, p, &again);
-    if (landed < 0)
-        sfs_err_prefix(err, "the outcome of this write is unknown (check with `secretfs "
-                       "list`)");
-    return landed < 0 ? rc : landed ? 0 : -EAGAIN;
 }
 
 /* What the write starts from. */
@@ -1272,49 +1238,256 @@ static bool sealed_by_first_key(const struct etcd *e, const struct current *cur,
            memcmp(kv->val + 6, id, SFS_KEY_ID_BYTES) == 0;
 }
 
-/* Commits `next` over `cur`: one txn in place, or a staged fresh generation.  Returns 0,
- * -EAGAIN (another writer won: retry), or -errno. */
+/* ---- lost answers ----
+ *
+ * A commit txn whose answer is lost (the connection reset after etcd applied it, or etcd
+ * said "request timed out" and may apply it still) has an unknown outcome, and so does one
+ * whose compare failed after the gateway client resent it: the compare may have failed
+ * against its own first copy.  Every commit txn of one update that compared the same state
+ * of the commit key (`base`) can land only as the first change of that key after the
+ * revision the writer read it at, and at most one of them can: so that change's value
+ * (each record is unique by its nonce) says which landed, if any. */
+
+struct lost {
+    int64_t base, read_rev;                 /* the commit's mod_revision (0: absent), and
+                                             * the revision it was read at */
+    char old_gen[SFS_ETCD_GEN_HEX + 1];     /* the generation `base` names ("": none) */
+    size_t n;
+    struct lost_txn {
+        unsigned char *commit;              /* the sealed record it would have stored */
+        size_t len;
+        char gen[SFS_ETCD_GEN_HEX + 1];
+        bool staged;                        /* gen is a fresh, staged generation */
+    } t[MAX_ATTEMPTS];
+};
+
+static void lost_clear(struct lost *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++)
+        free(l->t[i].commit);
+    memset(l, 0, sizeof *l);
+}
+
+/* The commit key as of revision `rev` (0: now): *mod its mod_revision (0: absent), *val its
+ * value (malloc'd, NULL when absent).  -ESTALE when `rev` is compacted. */
+static int commit_at(struct etcd *e, int64_t rev, int64_t *mod, unsigned char **val,
+                     size_t *vlen, struct sfs_err *err)
+{
+    json_t *req = json_pack("{s:o}", "key", sfs_etcd_b64(e->commit_key,
+                                                         strlen(e->commit_key)));
+    json_t *resp = NULL, *kv;
+    char r[24];
+    int rc;
+
+    *mod = 0;
+    *val = NULL;
+    *vlen = 0;
+    snprintf(r, sizeof r, "%lld", (long long)rev);
+    if (req && rev && json_object_set_new(req, "revision", json_string(r)) < 0)
+        json_decref(req), req = NULL;
+    rc = req ? sfs_etcd_call(e->conn, "/v3/kv/range", req, &resp, err)
+             : sfs_err_set(err, -ENOMEM, "out of memory");
+    kv = json_array_get(json_object_get(resp, "kvs"), 0);
+    if (rc == 0 && kv) {
+        *mod = sfs_etcd_int(kv, "mod_revision");
+        if (sfs_etcd_unb64(json_object_get(kv, "value"), val, vlen) < 0)
+            rc = sfs_err_set(err, -EPROTO, "%s: a range answer with a malformed value",
+                             e->commit_key);
+    }
+    json_decref(resp);
+    json_decref(req);
+    return rc;
+}
+
+/* The first change of the commit key after l->read_rev: 1 with its value in *val and its
+ * revision in *at, 0 when the key is still as read (it may change yet), or -errno (-ESTALE:
+ * etcd compacted that history).  A binary search over revisions; m(rev), the key's
+ * mod_revision as of rev, is l->base at lo and a change at hi. */
+static int first_change(struct etcd *e, const struct lost *l, unsigned char **val,
+                        size_t *vlen, int64_t *at, struct sfs_err *err)
+{
+    int64_t lo = l->read_rev, hi, m;
+    unsigned char *v;
+    size_t n;
+    int rc = commit_at(e, 0, &hi, val, vlen, err);
+
+    while (rc == 0 && hi != l->base && hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        rc = commit_at(e, mid, &m, &v, &n, err);
+        if (rc == 0 && m == l->base) {
+            lo = mid;
+            free(v);
+        } else if (rc == 0) {
+            free(*val);
+            *val = v, *vlen = n, hi = m;
+        }
+    }
+    if (rc == 0 && hi == 0 && l->base)
+        rc = sfs_err_set(err, -EIO, "%s was deleted meanwhile", e->commit_key);
+    if (rc < 0 || hi == l->base) {
+        free(*val);
+        *val = NULL;
+        return rc;
+    }
+    *at = hi;
+    return 1;
+}
+
+/* What became of the lost commits: 1 (l->t[*which] landed, at revision *at), 0 (none did,
+ * and none can any more), 2 (the commit key has not changed: one may still land), or -errno
+ * when etcd cannot tell. */
+static int resolve_lost(struct etcd *e, const struct lost *l, size_t *which, int64_t *at,
+                        struct sfs_err *err)
+{
+    unsigned char *val = NULL;
+    size_t vlen = 0, i;
+    int rc = first_change(e, l, &val, &vlen, at, err);
+
+    if (rc <= 0)
+        return rc < 0 ? rc : 2;
+    for (rc = 0, i = 0; i < l->n && rc == 0; i++)
+        if (l->t[i].len == vlen && memcmp(l->t[i].commit, val, vlen) == 0) {
+            *which = i;
+            rc = 1;
+        }
+    free(val);
+    return rc;
+}
+
+/* Remembers the commit txn of `p` over `cur`, whose outcome is unknown. */
+static int note_lost(struct lost *l, const struct current *cur, const struct plan *p,
+                     bool staged, struct sfs_err *err)
+{
+    struct lost_txn *t = &l->t[l->n];
+
+    if (l->n == 0) {
+        l->base = cur->commit_mod;
+        l->read_rev = cur->l.revision;
+        snprintf(l->old_gen, sizeof l->old_gen, "%s", cur->exists ? cur->c.gen : "");
+    }
+    if (l->n == MAX_ATTEMPTS || !(t->commit = malloc(p->commit_len ? p->commit_len : 1)))
+        return sfs_err_set(err, -ENOMEM, "out of memory");
+    memcpy(t->commit, p->commit, p->commit_len);
+    t->len = p->commit_len;
+    memcpy(t->gen, p->gen, sizeof t->gen);
+    t->staged = staged;
+    l->n++;
+    return 0;
+}
+
+/* Deletes the staged generations of the lost commits but t[keep] (SIZE_MAX: all): none of
+ * them is the set, and none can become it. */
+static void drop_lost_gens(struct etcd *e, const struct lost *l, size_t keep)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++)
+        if (i != keep && l->t[i].staged)
+            delete_gen(e, l->t[i].gen);
+}
+
+/* After a read that shows the commit key changed since the lost commits' base: whether
+ * that change was one of them.  Returns 1 (it landed, at *at: the update is done), 0 (none
+ * did: edit the set just read), or -errno (etcd cannot tell). */
+static int settle_lost(struct etcd *e, struct lost *l, int64_t *at, struct sfs_err *err)
+{
+    size_t which = SIZE_MAX;
+    int rc = resolve_lost(e, l, &which, at, err);
+
+    if (rc == 2)
+        rc = sfs_err_set(err, -EIO, "%s: etcd's members disagree about the commit record",
+                         e->commit_key);
+    if (rc < 0) {
+        sfs_err_prefix(err, "cannot tell whether the commit whose answer was lost landed");
+        return rc;
+    }
+    if (rc == 1)
+        sfs_info("etcd: %s: the answer to this write's commit was lost; it had landed "
+                 "(revision %lld)", e->prefix, (long long)*at);
+    if (rc == 1 && l->t[which].staged && l->old_gen[0])
+        delete_gen(e, l->old_gen);
+    drop_lost_gens(e, l, rc == 1 ? which : SIZE_MAX);
+    lost_clear(l);
+    return rc;
+}
+
+/* Sends the commit txn.  0: committed (at *rev); -EAGAIN: it lost the compare, for sure;
+ * -EINPROGRESS: its outcome is unknown (recorded in `l`; the next read resolves it). */
+static int send_commit(struct etcd *e, json_t *txn, const struct current *cur,
+                       const struct plan *p, bool staged, struct lost *l, int64_t *rev,
+                       struct sfs_err *err)
+{
+    int rc = send_txn(e, txn, rev, err);
+
+    if (rc == 0 || !sfs_etcd_conn_unsure(e->conn))
+        return rc;
+    return note_lost(l, cur, p, staged, err) < 0 ? -ENOMEM : -EINPROGRESS;
+}
+
+/* The commit txn of plan `p` over `cur`: the compare on the commit key, the in-place puts
+ * and deletes, the new commit record.  NULL on failure (err set). */
+static json_t *commit_txn(struct etcd *e, const sfs_key *key, const struct current *cur,
+                          struct plan *p, bool in_place, struct sfs_err *err)
+{
+    json_t *txn = guarded_txn(e, cur->commit_mod), *ops = json_object_get(txn, "success");
+    json_t *op = NULL;
+    size_t i;
+    int rc = txn ? 0 : -ENOMEM;
+
+    if (rc == 0 && in_place)
+        rc = add_puts(ops, p, 0, p->n);
+    for (i = 0; rc == 0 && i < p->n_dels; i++)
+        rc = json_array_append_new(ops, json_pack("{s:{s:o}}", "request_delete_range",
+                                                  "key", sfs_etcd_b64(p->dels[i],
+                                                                      strlen(p->dels[i]))));
+    if (rc < 0)
+        sfs_err_set(err, -ENOMEM, "out of memory building the commit txn");
+    else if (!(op = commit_op(e, key, p, cur->c.set_version + 1, err)) ||
+             json_array_append_new(ops, op) < 0)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        json_decref(txn);
+        txn = NULL;
+    }
+    return txn;
+}
+
+/* Commits `next` over `cur`: one txn in place, or a staged fresh generation.  Returns 0
+ * (committed at *rev), SFS_STORE_UNCHANGED, -EAGAIN (another writer won: retry),
+ * -EINPROGRESS (outcome unknown, in `lost`: retry after a read), or -errno. */
 static int commit_set(struct etcd *e, const sfs_key *key, struct current *cur,
-                      const sfs_set *next, struct sfs_err *err)
+                      const sfs_set *next, struct lost *lost, int64_t *rev,
+                      struct sfs_err *err)
 {
     bool in_place = cur->exists && fits_one_txn(cur->set, next) &&
                     sealed_by_first_key(e, cur, key);
     struct plan p = { 0 };
-    json_t *txn = guarded_txn(e, cur->commit_mod), *op;
-    bool sent = false;
-    size_t i;
+    json_t *txn = NULL;
+    bool staging = false;
     int rc;
 
     if (in_place)
         memcpy(p.gen, cur->c.gen, sizeof p.gen);
     else
         new_gen(p.gen);
-    rc = txn ? make_plan(e, key, &cur->l, in_place ? cur->set : NULL, next, &p, err)
-             : sfs_err_set(err, -ENOMEM, "out of memory");
-    if (rc == 0 && in_place && p.n_puts == 0 && p.n_dels == 0) {
+    rc = make_plan(e, key, &cur->l, in_place ? cur->set : NULL, next, &p, err);
+    if (rc == 0 && in_place && p.n_puts == 0 && p.n_dels == 0)
         rc = SFS_STORE_UNCHANGED;
-        goto out;
-    }
-    if (rc == 0 && !in_place)
+    if (rc == 0 && !in_place) {
+        staging = true;
         rc = stage_gen(e, &p, err);
-    if (rc == 0 && in_place)
-        rc = add_puts(json_object_get(txn, "success"), &p, 0, p.n);
-    for (i = 0; rc == 0 && i < p.n_dels; i++)
-        rc = json_array_append_new(json_object_get(txn, "success"),
-                                   json_pack("{s:{s:o}}", "request_delete_range", "key",
-                                             sfs_etcd_b64(p.dels[i], strlen(p.dels[i]))));
-    op = rc == 0 ? commit_op(e, key, &p, cur->c.set_version + 1, err) : NULL;
+    }
+    if (rc == 0 && !(txn = commit_txn(e, key, cur, &p, in_place, err)))
+        rc = -ENOMEM;
     if (rc == 0)
-        rc = op ? json_array_append_new(json_object_get(txn, "success"), op) : -ENOMEM;
-    sent = rc == 0;
-    if (rc == 0)
-        rc = send_commit(e, txn, &p, err);
-    /* After a commit txn with no answer the outcome is unknown: leave the staged blobs. */
-    if (!in_place && rc == 0 && cur->exists)
+        rc = send_commit(e, txn, cur, &p, !in_place, lost, rev, err);
+    /* a commit of unknown outcome keeps its generation until `lost` is resolved */
+    if (staging && rc == 0 && cur->exists)
         delete_gen(e, cur->c.gen);
-    else if (!in_place && (rc == -EAGAIN || (rc < 0 && !sent)))
+    else if (staging && rc < 0 && rc != -EINPROGRESS)
         delete_gen(e, p.gen);
-out:
     json_decref(txn);
     plan_clear(&p);
     return rc;
@@ -1348,33 +1521,67 @@ static int read_current(struct etcd *e, const sfs_key *key, struct current *cur,
     return rc;
 }
 
+/* One attempt: `edit` on a copy of the set just read, then the commit. */
+static int edit_and_commit(struct etcd *e, const sfs_key *key, struct current *cur,
+                           sfs_store_edit_fn edit, void *ctx, struct lost *lost,
+                           int64_t *rev, struct sfs_err *err)
+{
+    sfs_set *next = sfs_set_clone(cur->set);
+    int rc = next ? edit(next, ctx, err) : sfs_err_set(err, -ENOMEM, "out of secure memory");
+
+    if (rc == 0)
+        rc = commit_set(e, key, cur, next, lost, rev, err);
+    sfs_set_free(next);
+    return rc;
+}
+
+/* The result of an update that ran out of attempts or whose commit outcome is unknown. */
+static int update_failed(sfs_store *s, const struct lost *lost, int rc, struct sfs_err *err)
+{
+    if (rc == -EAGAIN)
+        return sfs_err_set(err, -EBUSY, "%s: other writers changed the set %d times while "
+                           "this update ran; try again", s->location, MAX_ATTEMPTS);
+    if (rc == -EINPROGRESS)
+        rc = sfs_err_set(err, -EIO, "%s: no member answered whether the commit landed",
+                         s->location);
+    if (lost->n)
+        sfs_err_prefix(err, "the outcome of this write is unknown: the answer to its commit "
+                       "was lost (check with `secretfs list`)");
+    return rc;
+}
+
 static int etcd_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit, void *ctx,
                        struct sfs_err *err)
 {
     struct etcd *e = E(s);
     struct current cur = { 0 };
+    struct lost lost = { 0 };
+    int64_t rev = 0;
     int rc = -EAGAIN, attempt;
 
-    for (attempt = 0; attempt < MAX_ATTEMPTS && rc == -EAGAIN; attempt++) {
-        sfs_set *next = NULL;
+    for (attempt = 0; attempt < MAX_ATTEMPTS && (rc == -EAGAIN || rc == -EINPROGRESS);
+         attempt++) {
         if (attempt) {
             unsigned char r;
             sfs_random_bytes(&r, 1);
             pause_ms(e, 20u * (unsigned)attempt + r % 50u);
         }
-        rc = read_current(e, key, &cur, err);
-        if (rc == 0 && !(next = sfs_set_clone(cur.set)))
-            rc = sfs_err_set(err, -ENOMEM, "out of secure memory");
-        if (rc == 0)
-            rc = edit(next, ctx, err);
-        if (rc == 0)
-            rc = commit_set(e, key, &cur, next, err);
-        sfs_set_free(next);
         current_clear(&cur);
+        rc = read_current(e, key, &cur, err);
+        if (rc == 0 && lost.n && cur.commit_mod != lost.base &&
+            (rc = settle_lost(e, &lost, &rev, err)) == 1) {
+            rc = 0;   /* a commit of an earlier attempt was that change: done */
+            break;
+        }
+        if (rc == 0)
+            rc = edit_and_commit(e, key, &cur, edit, ctx, &lost, &rev, err);
     }
-    if (rc == -EAGAIN)
-        rc = sfs_err_set(err, -EBUSY, "%s: other writers changed the set %d times while this "
-                         "update ran; try again", s->location, MAX_ATTEMPTS);
+    if (rc == 0)
+        drop_lost_gens(e, &lost, SIZE_MAX);   /* this update's own commit won over them */
+    else if (rc < 0)
+        rc = update_failed(s, &lost, rc, err);
+    lost_clear(&lost);
+    current_clear(&cur);
     return rc;
 }
 

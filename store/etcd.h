@@ -211,6 +211,14 @@ json_t *sfs_etcd_delete_prefix_op(const char *prefix);
 int sfs_etcd_txn(sfs_etcd_conn *c, json_t *txn, bool *succeeded, int64_t *revision,
                  struct sfs_err *err);
 
+/* sfs_etcd_txn for a txn whose every copy counts (a commit): each attempt goes out on a new
+ * connection, because libcurl resends a request by itself, without telling, when a
+ * kept-alive connection dies before any answer came (Curl_retry_request), and a resent
+ * compare can fail against its own first copy.  The resends the call makes itself are
+ * reported by sfs_etcd_conn_unsure. */
+int sfs_etcd_txn_once(sfs_etcd_conn *c, json_t *txn, bool *succeeded, int64_t *revision,
+                      struct sfs_err *err);
+
 /* Decodes a base64 JSON string into malloc'd bytes (*out, *len; a NUL is appended).
  * Returns 0, -EPROTO (not base64) or -ENOMEM. */
 int sfs_etcd_unb64(const json_t *s, unsigned char **out, size_t *len);
@@ -235,6 +243,13 @@ int sfs_etcd_watch(sfs_etcd_conn *c, const char *prefix, int64_t start_rev,
 
 /* Wakes a sfs_etcd_watch blocked in another thread so it sees *stop.  Thread-safe. */
 void sfs_etcd_watch_wakeup(sfs_etcd_conn *c);
+
+/* Whether the last sfs_etcd_call may have had its request applied by etcd in an attempt
+ * whose answer was lost (a connection reset or timeout after the request went out, or an
+ * answer such as "request timed out" that etcd may give after applying it), before the
+ * call resent it or gave up.  A txn whose compare failed after such a resend may have
+ * failed against its own first copy; a call that failed may have been applied. */
+bool sfs_etcd_conn_unsure(const sfs_etcd_conn *c);
 
 /* Makes every later call give up after `ms` instead of request_ms (0: request_ms again). */
 void sfs_etcd_conn_budget(sfs_etcd_conn *c, unsigned ms);

@@ -31,6 +31,9 @@ struct sfs_etcd_conn {
     char *token;               /* auth token, or NULL */
     uint64_t received;
     unsigned budget_ms;        /* overrides cfg->request_ms for a call when nonzero */
+    bool maybe_applied;        /* the last attempt may have reached etcd, answer lost */
+    bool unsure;               /* an attempt of the last call may have been applied */
+    bool fresh;                /* every attempt of this call on a new connection */
     char curl_msg[CURL_ERROR_SIZE];
 };
 
@@ -94,6 +97,11 @@ const char *sfs_etcd_conn_endpoint(const sfs_etcd_conn *c)
 uint64_t sfs_etcd_conn_received(const sfs_etcd_conn *c)
 {
     return c->received;
+}
+
+bool sfs_etcd_conn_unsure(const sfs_etcd_conn *c)
+{
+    return c->unsure;
 }
 
 void sfs_etcd_conn_budget(sfs_etcd_conn *c, unsigned ms)
@@ -202,12 +210,17 @@ static int post_once(sfs_etcd_conn *c, const char *path, const char *body, size_
 
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)blen);
+    if (c->fresh)
+        curl_easy_setopt(c->easy, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, dial);
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, out);
     cc = h ? curl_easy_perform(c->easy) : CURLE_OUT_OF_MEMORY;
     if (cc != CURLE_OK) {
+        long sent = 0;
+        curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent);
+        c->maybe_applied = sent > 0 && !tls_setup_error(cc);
         rc = sfs_err_set(err, curl_errno(cc), "%s: %s%s", sfs_etcd_conn_endpoint(c),
                          c->curl_msg[0] ? c->curl_msg : curl_easy_strerror(cc),
                          cc == CURLE_GOT_NOTHING && !c->cfg->tls_at[c->cur]
@@ -251,6 +264,15 @@ static enum verdict classify(const char *msg, int *rc)
     return V_FAIL;
 }
 
+/* Error answers that etcd gives before it proposes a request (so it was not applied); any
+ * other answer that sends a call to the next member ("request timed out", "leader
+ * changed") may come after it applied it. */
+static bool refused_before_applying(const char *msg)
+{
+    return strstr(msg, "no leader") || strstr(msg, "too many requests") ||
+           strstr(msg, "not capable");
+}
+
 static const char *error_text(json_t *j)
 {
     const char *m = json_string_value(json_object_get(j, "message"));
@@ -270,6 +292,7 @@ static int judge(sfs_etcd_conn *c, long http, struct buf *b, json_t **resp,
     int rc = 0;
 
     *v = V_FAIL;
+    c->maybe_applied = true;
     if (!j || !json_is_object(j)) {
         rc = sfs_err_set(err, -EPROTO, "%s: HTTP %ld with an answer that is not etcd's JSON; "
                          "is this an etcd 3.4+ client URL?", sfs_etcd_conn_endpoint(c), http);
@@ -282,6 +305,7 @@ static int judge(sfs_etcd_conn *c, long http, struct buf *b, json_t **resp,
         return 0;
     }
     *v = classify(error_text(j), &rc);
+    c->maybe_applied = *v == V_NEXT && !refused_before_applying(error_text(j));
     if (*v == V_REAUTH && !c->cfg->user) {
         *v = V_FAIL;
         rc = sfs_err_set(err, -EACCES, "%s: etcd requires authentication (%s); set user and "
@@ -327,6 +351,7 @@ static int attempt(sfs_etcd_conn *c, const char *path, const char *body, size_t 
         if (rc < 0) {
             if (rc == -EACCES)
                 *v = V_FAIL;
+            c->maybe_applied = false;   /* the request itself was not sent */
             return rc;
         }
     }
@@ -349,13 +374,16 @@ static int call_body(sfs_etcd_conn *c, const char *path, const char *body, size_
     enum verdict v;
     int rc = -ETIMEDOUT;
 
+    c->unsure = false;
     for (;;) {
         long left = (long)(deadline - now_ms());
         if (left <= 0)
             return give_up(c, rc, last.msg, err);
+        c->maybe_applied = false;
         rc = attempt(c, path, body, blen, left, resp, &v, &last);
         if (rc == 0)
             return 0;
+        c->unsure = c->unsure || c->maybe_applied;
         if (v == V_REAUTH && !reauthed) {
             free(c->token);
             c->token = NULL;
@@ -669,6 +697,17 @@ int sfs_etcd_txn(sfs_etcd_conn *c, json_t *txn, bool *succeeded, int64_t *revisi
             *revision = sfs_etcd_int(json_object_get(resp, "header"), "revision");
     }
     json_decref(resp);
+    return rc;
+}
+
+int sfs_etcd_txn_once(sfs_etcd_conn *c, json_t *txn, bool *succeeded, int64_t *revision,
+                      struct sfs_err *err)
+{
+    int rc;
+
+    c->fresh = true;
+    rc = sfs_etcd_txn(c, txn, succeeded, revision, err);
+    c->fresh = false;
     return rc;
 }
 
