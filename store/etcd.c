@@ -51,6 +51,7 @@ struct etcd {
     int64_t mirror_rev;           /* the revision the mirror reflects; 0: none yet */
     int64_t change_rev;           /* the newest complete change the mirror holds */
     int64_t tried_rev;            /* what the last load read (loaded or refused) */
+    char named[SFS_ETCD_GEN_HEX + 1];   /* the generation of the set last loaded */
 
     /* What .status shows.  Its own lock, never held while decrypting: FUSE handlers render
      * .status and must not wait for a reload. */
@@ -61,6 +62,7 @@ struct etcd {
     char reason[256];
     char endpoint[128];
     uint64_t watch_bytes;
+    size_t unref_gens, unref_bytes;   /* what the mirror holds besides that generation */
 
     bool running;
     volatile bool stop;
@@ -432,6 +434,19 @@ out:
 
 /* ---- the mirror ---- */
 
+/* Counts, for .status, the generations of `l` other than the one last loaded (staged ones a
+ * writer has not committed, or abandoned).  `lock` held when `l` is the mirror. */
+static void count_unreferenced(struct etcd *e, const struct sfs_etcd_kvs *l)
+{
+    size_t gens, bytes;
+
+    sfs_etcd_unreferenced(e->prefix, l, e->named[0] ? e->named : NULL, &gens, &bytes);
+    pthread_mutex_lock(&e->slock);
+    e->unref_gens = gens;
+    e->unref_bytes = bytes;
+    pthread_mutex_unlock(&e->slock);
+}
+
 /* Makes `l` the mirror if it is at least as new (taking its entries), else drops it. */
 static void install_mirror(struct etcd *e, struct sfs_etcd_kvs *l)
 {
@@ -611,6 +626,10 @@ static int load_fresh(struct etcd *e, const sfs_key *key, sfs_set **out, uint64_
     pthread_mutex_lock(&e->lock);
     if (l.revision > e->tried_rev)
         e->tried_rev = l.revision;
+    if (rc == 0) {
+        memcpy(e->named, c.gen, sizeof e->named);
+        count_unreferenced(e, &l);
+    }
     pthread_mutex_unlock(&e->lock);
     install_mirror(e, &l);
     return rc;
@@ -627,6 +646,10 @@ static int load_mirror(struct etcd *e, const sfs_key *key, sfs_set **out, uint64
     *revision = (uint64_t)e->mirror_rev;
     *version = c.set_version;
     e->tried_rev = e->mirror_rev;
+    if (rc == 0) {
+        memcpy(e->named, c.gen, sizeof e->named);
+        count_unreferenced(e, &e->mirror);
+    }
     pthread_mutex_unlock(&e->lock);
     return rc;
 }
@@ -782,7 +805,9 @@ static int on_watch(json_t *r, bool is_error, void *ctx)
              sfs_etcd_int(json_object_get(r, "header"), "revision") > e->mirror_rev)
         e->mirror_rev = sfs_etcd_int(json_object_get(r, "header"), "revision");
     if (hit)
-        e->change_rev = e->mirror_rev;
+        e->change_rev = e->mirror_rev;   /* the reload counts what else the mirror holds */
+    else if (rc == 0 && json_array_size(json_object_get(r, "events")))
+        count_unreferenced(e, &e->mirror);   /* staged (or reclaimed) blobs only */
     pthread_mutex_unlock(&e->lock);
     if (hit || flipped)
         signal_fd(e);   /* a flip alone only wakes the owner to refresh its status */
@@ -940,7 +965,7 @@ static size_t etcd_status(const sfs_store *s, char *buf, size_t cap)
     struct etcd *e = E(s);
     char when[32] = "";
     struct tm tm;
-    int n;
+    int n, m = 0;
 
     pthread_mutex_lock(&e->slock);
     if (!e->connected && e->since && gmtime_r(&e->since, &tm))
@@ -955,9 +980,13 @@ static size_t etcd_status(const sfs_store *s, char *buf, size_t cap)
                      "endpoint=%s\nwatch_received_bytes=%llu\n", (long long)e->served_rev,
                      when, e->reason, e->from_cache ? "; serving the local cache" : "",
                      e->endpoint, (unsigned long long)e->watch_bytes);
+    if (n >= 0 && (size_t)n < cap)
+        m = snprintf(buf + n, cap - (size_t)n, "unreferenced_generations=%zu\n"
+                     "unreferenced_bytes=%zu\n", e->unref_gens, e->unref_bytes);
     pthread_mutex_unlock(&e->slock);
-    if (n < 0)
+    if (n < 0 || m < 0)
         return 0;
+    n += m;
     return (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
@@ -982,6 +1011,9 @@ struct plan {
     size_t n_puts, put_bytes;
     unsigned char *commit;    /* the sealed commit record being written */
     size_t commit_len;
+    time_t stage_start;       /* a staged generation: when staging began (its mark) */
+    unsigned budget_s;        /* the seconds this writer gives itself to commit it */
+    int64_t deadline_ms;      /* monotonic: staging start + budget */
 };
 
 static void plan_clear(struct plan *p)
@@ -1128,14 +1160,8 @@ static json_t *commit_op(struct etcd *e, const sfs_key *key, struct plan *p,
 /* {"compare":[the commit is as we read it], "success":[]} */
 static json_t *guarded_txn(struct etcd *e, int64_t commit_mod_rev)
 {
-    char rev[24];
-    json_t *cmp;
+    json_t *cmp = sfs_etcd_cmp_mod(e->commit_key, commit_mod_rev);
 
-    snprintf(rev, sizeof rev, "%lld", (long long)commit_mod_rev);
-    cmp = json_pack("{s:o,s:s,s:s,s:s}", "key",
-                    sfs_etcd_b64(e->commit_key, strlen(e->commit_key)), "target",
-                    commit_mod_rev ? "MOD" : "CREATE", "result", "EQUAL",
-                    commit_mod_rev ? "mod_revision" : "create_revision", rev);
     return cmp ? json_pack("{s:[o],s:[]}", "compare", cmp, "success") : NULL;
 }
 
@@ -1158,34 +1184,101 @@ static int add_puts(json_t *ops, const struct plan *p, size_t from, size_t to)
 static int send_txn(struct etcd *e, json_t *txn, int64_t *rev, struct sfs_err *err)
 {
     bool ok = false;
+    int64_t made = 0;
     int rc = !txn ? sfs_err_set(err, -ENOMEM, "out of memory building an etcd txn")
-             : rev ? sfs_etcd_txn_once(e->conn, txn, &ok, rev, err)
+             : rev ? sfs_etcd_txn_once(e->conn, txn, &ok, &made, err)
                    : sfs_etcd_txn(e->conn, txn, &ok, NULL, err);
 
     if (rc == -EACCES)
         sfs_err_prefix(err, "cannot write %s", e->prefix);
+    if (rc == 0 && ok && rev)
+        *rev = made;
     return rc < 0 ? rc : ok ? 0 : -EAGAIN;
 }
 
-/* Writes the blobs of a fresh generation in batches that fit etcd's limits. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sets the staging budget of `p`: a full request_timeout for each batch, the commit and
+ * the lookup of a lost commit answer.  Past it the writer gives up without committing, so
+ * its mark's START + BUDGET is a promise: nothing of this writer lands after it. */
+static void set_budget(const struct etcd *e, struct plan *p)
+{
+    uint64_t ms = (uint64_t)(p->n / (MAX_TXN_OPS - 1) + p->put_bytes / TXN_BYTE_BUDGET + 3) *
+                  e->cfg.request_ms;
+
+    p->stage_start = time(NULL);
+    p->budget_s = (unsigned)((ms + 999) / 1000);
+    p->deadline_ms = mono_ms() + (int64_t)ms;
+}
+
+/* 0 while one more call still fits the staging budget, else -ETIMEDOUT. */
+static int within_budget(const struct etcd *e, const struct plan *p, struct sfs_err *err)
+{
+    if (mono_ms() + (int64_t)e->cfg.request_ms <= p->deadline_ms)
+        return 0;
+    return sfs_err_set(err, -ETIMEDOUT, "%s: staging generation %s took longer than the %u s "
+                       "this writer gave itself; giving up without committing (it will be "
+                       "reclaimed); try again, or raise [etcd] request_timeout", e->prefix,
+                       p->gen, p->budget_s);
+}
+
+/* The end of the staging batch that starts at item i and has room for `ops` puts. */
+static size_t batch_end(const struct plan *p, size_t i, size_t ops)
+{
+    size_t j = i, bytes = 1024;
+
+    while (j < p->n && j - i < ops &&
+           (j == i || bytes + sfs_base64_len(p->items[j].blen) + 400 <= TXN_BYTE_BUDGET))
+        bytes += sfs_base64_len(p->items[j++].blen) + 400;
+    return j;
+}
+
+/* The first ops of staging batch `first`: the generation's mark with the first batch, a
+ * compare that it is still there with every later one (a reclaimed generation is never
+ * written to again). */
+static int stage_head(struct etcd *e, const struct plan *p, json_t *txn, bool first)
+{
+    char mark[600], val[SFS_ETCD_MARK_MAX];
+
+    sfs_etcd_mark_key(e->prefix, p->gen, mark, sizeof mark);
+    if (!first)
+        return json_array_append_new(json_object_get(txn, "compare"),
+                                     sfs_etcd_cmp_exists(mark));
+    sfs_etcd_mark_value(p->stage_start, p->budget_s, val);
+    return json_array_append_new(json_object_get(txn, "success"),
+                                 sfs_etcd_put_op(mark, strlen(mark),
+                                                 (const unsigned char *)val, strlen(val)));
+}
+
+/* Writes a fresh generation: its mark and first blobs in one txn, the other blobs in
+ * batches that fit etcd's limits.  Returns 0 (and the commit still fits the budget),
+ * -EAGAIN (the mark is gone, reclaimed: start over), -ETIMEDOUT or -errno. */
 static int stage_gen(struct etcd *e, const struct plan *p, struct sfs_err *err)
 {
     size_t i = 0;
+    bool first = true;
     int rc = 0;
 
-    while (i < p->n && rc == 0) {
-        json_t *txn = json_pack("{s:[]}", "success");
-        size_t j = i, bytes = 1024;
-        while (j < p->n && j - i < MAX_TXN_OPS &&
-               (j == i || bytes + sfs_base64_len(p->items[j].blen) + 400 <= TXN_BYTE_BUDGET))
-            bytes += sfs_base64_len(p->items[j++].blen) + 400;
-        rc = txn ? add_puts(json_object_get(txn, "success"), p, i, j) : -ENOMEM;
-        rc = rc < 0 ? sfs_err_set(err, rc, "out of memory") : send_txn(e, txn, NULL, err);
-        rc = rc == -EAGAIN ? 0 : rc;
+    while ((first || i < p->n) && rc == 0) {
+        json_t *txn = json_pack("{s:[],s:[]}", "compare", "success");
+        size_t j = batch_end(p, i, MAX_TXN_OPS - 1);
+        rc = txn ? stage_head(e, p, txn, first) : -ENOMEM;
+        if (rc == 0)
+            rc = add_puts(json_object_get(txn, "success"), p, i, j);
+        rc = rc < 0 ? sfs_err_set(err, -ENOMEM, "out of memory") : within_budget(e, p, err);
+        if (rc == 0)
+            rc = send_txn(e, txn, NULL, err);
         json_decref(txn);
         i = j;
+        first = false;
     }
-    return rc;
+    return rc == 0 ? within_budget(e, p, err) : rc;
 }
 
 static void delete_gen(struct etcd *e, const char *gen)
@@ -1194,7 +1287,7 @@ static void delete_gen(struct etcd *e, const char *gen)
     struct sfs_err err;
     json_t *txn;
 
-    snprintf(p, sizeof p, "%sg/%s/", e->prefix, gen);
+    sfs_etcd_mark_key(e->prefix, gen, p, sizeof p);   /* the mark, and the blobs after it */
     txn = json_pack("{s:[o]}", "success", sfs_etcd_delete_prefix_op(p));
     if (send_txn(e, txn, NULL, &err) < 0)
         sfs_warn("etcd: leaving the unreferenced generation %s behind: %s", p, err.msg);
@@ -1426,8 +1519,9 @@ static int send_commit(struct etcd *e, json_t *txn, const struct current *cur,
     return note_lost(l, cur, p, staged, err) < 0 ? -ENOMEM : -EINPROGRESS;
 }
 
-/* The commit txn of plan `p` over `cur`: the compare on the commit key, the in-place puts
- * and deletes, the new commit record.  NULL on failure (err set). */
+/* The commit txn of plan `p` over `cur`: the compare on the commit key (and, staged, that
+ * the generation's mark is still there), the in-place puts and deletes (staged: the mark's
+ * delete), the new commit record.  NULL on failure (err set). */
 static json_t *commit_txn(struct etcd *e, const sfs_key *key, const struct current *cur,
                           struct plan *p, bool in_place, struct sfs_err *err)
 {
@@ -1438,6 +1532,14 @@ static json_t *commit_txn(struct etcd *e, const sfs_key *key, const struct curre
 
     if (rc == 0 && in_place)
         rc = add_puts(ops, p, 0, p->n);
+    if (rc == 0 && !in_place) {
+        char mark[600];
+        sfs_etcd_mark_key(e->prefix, p->gen, mark, sizeof mark);
+        rc = json_array_append_new(json_object_get(txn, "compare"), sfs_etcd_cmp_exists(mark));
+        if (rc == 0)
+            rc = json_array_append_new(ops, json_pack("{s:{s:o}}", "request_delete_range",
+                                                      "key", sfs_etcd_b64(mark, strlen(mark))));
+    }
     for (i = 0; rc == 0 && i < p->n_dels; i++)
         rc = json_array_append_new(ops, json_pack("{s:{s:o}}", "request_delete_range",
                                                   "key", sfs_etcd_b64(p->dels[i],
@@ -1477,6 +1579,7 @@ static int commit_set(struct etcd *e, const sfs_key *key, struct current *cur,
         rc = SFS_STORE_UNCHANGED;
     if (rc == 0 && !in_place) {
         staging = true;
+        set_budget(e, &p);
         rc = stage_gen(e, &p, err);
     }
     if (rc == 0 && !(txn = commit_txn(e, key, cur, &p, in_place, err)))
@@ -1571,6 +1674,7 @@ static int etcd_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit,
         if (rc == 0 && lost.n && cur.commit_mod != lost.base &&
             (rc = settle_lost(e, &lost, &rev, err)) == 1) {
             rc = 0;   /* a commit of an earlier attempt was that change: done */
+            rev = 0;  /* (reclaim against the commit just read) */
             break;
         }
         if (rc == 0)
@@ -1580,6 +1684,10 @@ static int etcd_update(sfs_store *s, const sfs_key *key, sfs_store_edit_fn edit,
         drop_lost_gens(e, &lost, SIZE_MAX);   /* this update's own commit won over them */
     else if (rc < 0)
         rc = update_failed(s, &lost, rc, err);
+    if (rc >= 0 && (rev || cur.commit_mod))
+        sfs_etcd_reclaim(e->conn, e->prefix, e->commit_key, &cur.l,
+                         cur.exists ? cur.c.gen : NULL, rev ? rev : cur.commit_mod,
+                         time(NULL));
     lost_clear(&lost);
     current_clear(&cur);
     return rc;

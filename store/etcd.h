@@ -5,10 +5,12 @@
  *   etcd_http.c  the JSON-gateway client over libcurl: failover, auth, range, txn, watch
  *   etcd.c       the backend: location, load, update (read-edit-write), mirror, watch thread
  *   etcd_memo.c  the last decoded generation, so a reload decrypts only the blobs that changed
+ *   etcd_gen.c   generations that are not the set: staging marks, reclaiming abandoned ones
  *
  * Key layout under PREFIX (always ending in '/'):
  *   PREFIX "commit"          the commit record (kind 1)
  *   PREFIX "g/" GEN "/" ID   one value (kind 2); GEN 16 hex chars, ID 32 hex chars
+ *   PREFIX "g/" GEN          a staged generation's mark until its commit ("START BUDGET")
  */
 #ifndef SFS_STORE_ETCD_H
 #define SFS_STORE_ETCD_H
@@ -16,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -206,6 +209,11 @@ json_t *sfs_etcd_b64(const void *bytes, size_t len);
 json_t *sfs_etcd_put_op(const char *key, size_t klen, const unsigned char *val, size_t vlen);
 json_t *sfs_etcd_delete_prefix_op(const char *prefix);
 
+/* Txn compares (new references; NULL on ENOMEM): `key`'s mod_revision is `mod` (0: the key
+ * does not exist), and `key` exists. */
+json_t *sfs_etcd_cmp_mod(const char *key, int64_t mod);
+json_t *sfs_etcd_cmp_exists(const char *key);
+
 /* Runs a txn (`txn` borrowed: compare/success arrays).  *succeeded tells whether the
  * compares held.  Returns 0 or an error of sfs_etcd_call. */
 int sfs_etcd_txn(sfs_etcd_conn *c, json_t *txn, bool *succeeded, int64_t *revision,
@@ -256,5 +264,33 @@ void sfs_etcd_conn_budget(sfs_etcd_conn *c, unsigned ms);
 
 /* Moves the connection to the next endpoint (round-robin). */
 void sfs_etcd_conn_next(sfs_etcd_conn *c);
+
+/* ---- generations that are not the set (etcd_gen.c) ---- */
+
+#define SFS_ETCD_MARK_MAX 48
+/* How long after a stager's own budget ran out its generation counts as abandoned: room for
+ * clock skew between hosts.  Safety does not rest on it (the mark does). */
+#define SFS_ETCD_RECLAIM_SLACK 3600
+
+/* The key of generation `gen`'s mark, PREFIX "g/" GEN (a prefix of its blobs' keys too, so
+ * a delete of everything starting with it drops mark and blobs at once). */
+void sfs_etcd_mark_key(const char *prefix, const char *gen, char *out, size_t cap);
+
+/* A mark's value: the wall-clock second staging began and the writer's budget in seconds. */
+void sfs_etcd_mark_value(time_t start, unsigned budget_s, char out[SFS_ETCD_MARK_MAX]);
+
+/* Reclaims the generations of `l` (a read of the prefix) other than `named` (the set's,
+ * or NULL) whose mark says they are abandoned, and marks the ones without a mark.  Each
+ * step is one txn that compares the commit key's mod_revision with `commit_rev` (the commit
+ * this writer just made or read, naming `named`) and the mark as read; `now` is the wall
+ * clock.  Logs what it reclaimed (generation, counts and bytes; never a name or a value);
+ * failures are warnings, never errors of the caller's write. */
+void sfs_etcd_reclaim(sfs_etcd_conn *c, const char *prefix, const char *commit_key,
+                      const struct sfs_etcd_kvs *l, const char *named, int64_t commit_rev,
+                      time_t now);
+
+/* How many generations of `l` are not `named` (NULL: none is) and their bytes. */
+void sfs_etcd_unreferenced(const char *prefix, const struct sfs_etcd_kvs *l,
+                           const char *named, size_t *gens, size_t *bytes);
 
 #endif

@@ -538,6 +538,19 @@ json_t *sfs_etcd_delete_prefix_op(const char *prefix)
              : NULL;
 }
 
+json_t *sfs_etcd_cmp_mod(const char *key, int64_t mod)
+{
+    return json_pack("{s:o,s:s,s:s,s:o}", "key", sfs_etcd_b64(key, strlen(key)), "target",
+                     mod ? "MOD" : "CREATE", "result", "EQUAL",
+                     mod ? "mod_revision" : "create_revision", int_str(mod));
+}
+
+json_t *sfs_etcd_cmp_exists(const char *key)
+{
+    return json_pack("{s:o,s:s,s:s,s:o}", "key", sfs_etcd_b64(key, strlen(key)), "target",
+                     "CREATE", "result", "GREATER", "create_revision", int_str(0));
+}
+
 /* ---- range and txn ---- */
 
 void sfs_etcd_kvs_clear(struct sfs_etcd_kvs *l)

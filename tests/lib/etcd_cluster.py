@@ -701,6 +701,37 @@ class EtcdCluster:
         self.root_password = pw
         self._tokens.clear()
 
+    # ---- secretfs's keys under a prefix (README "etcd store (version 1)") ----
+
+    RECLAIM_SLACK = 3600    # store/etcd.h SFS_ETCD_RECLAIM_SLACK
+
+    def generations(self, prefix):
+        """{GEN: {"values": n, "bytes": b, "mark": bytes or None}} of every generation
+        under `prefix` (str or bytes, ending in "/"): PREFIX g/GEN/ID are value blobs,
+        PREFIX g/GEN the mark ("START BUDGET") of a generation staged but not committed."""
+        p = prefix.encode() if isinstance(prefix, str) else prefix
+        out = {}
+        for k, v in self.range(p + b"g/")[0].items():
+            gen, _, vid = k[len(p) + 2:].partition(b"/")
+            g = out.setdefault(gen.decode(), {"values": 0, "bytes": 0, "mark": None})
+            if vid:
+                g["values"] += 1
+                g["bytes"] += len(v)
+            else:
+                g["mark"] = v
+        return out
+
+    def abandon(self, prefix, gen, late=1):
+        """Backdates the staging mark of generation `gen` to `late` seconds past its
+        writer's budget and the reclaim slack: a writer then sees it as abandoned, as if its
+        stager had died long ago (or its clock were far behind)."""
+        p = prefix.encode() if isinstance(prefix, str) else prefix
+        key = p + b"g/" + gen.encode()
+        mark = self.range(key)[0][key]
+        budget = int(mark.split()[1])
+        self.put(key, b"%d %d" % (int(time.time()) - budget - self.RECLAIM_SLACK - late,
+                                  budget))
+
     # ---- inspection ----
 
     def data_files(self):
