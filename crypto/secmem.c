@@ -58,6 +58,40 @@ void sfs_wipe(void *p, size_t n)
         sodium_memzero(p, n);
 }
 
+#if defined(__x86_64__)
+#define ZERO_ZMM(n) "vpxord %%zmm" #n ", %%zmm" #n ", %%zmm" #n "\n\t"
+#define PXOR(n) "pxor %%xmm" #n ", %%xmm" #n "\n\t"
+
+static void wipe_avx512(void)
+{
+    __asm__ volatile("vzeroall\n\t"
+                     ZERO_ZMM(16) ZERO_ZMM(17) ZERO_ZMM(18) ZERO_ZMM(19)
+                     ZERO_ZMM(20) ZERO_ZMM(21) ZERO_ZMM(22) ZERO_ZMM(23)
+                     ZERO_ZMM(24) ZERO_ZMM(25) ZERO_ZMM(26) ZERO_ZMM(27)
+                     ZERO_ZMM(28) ZERO_ZMM(29) ZERO_ZMM(30) ZERO_ZMM(31)
+                     "vzeroupper" ::: "memory");
+}
+
+static void wipe_sse(void)
+{
+    __asm__ volatile(PXOR(0) PXOR(1) PXOR(2) PXOR(3) PXOR(4) PXOR(5) PXOR(6) PXOR(7)
+                     PXOR(8) PXOR(9) PXOR(10) PXOR(11) PXOR(12) PXOR(13) PXOR(14) PXOR(15)
+                     ::: "memory");
+}
+#endif
+
+void sfs_wipe_registers(void)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f"))
+        wipe_avx512();
+    else if (__builtin_cpu_supports("avx"))
+        __asm__ volatile("vzeroall" ::: "memory");
+    else
+        wipe_sse();
+#endif
+}
+
 bool sfs_equal_ct(const void *a, const void *b, size_t n)
 {
     return sodium_memcmp(a, b, n) == 0;

@@ -55,6 +55,14 @@ int sfs_arena_read_fd(int fd, size_t max, sfs_arena **arena, unsigned char **buf
 /* Zeroes `n` bytes in a way the compiler cannot elide. */
 void sfs_wipe(void *p, size_t n);
 
+/* Zeroes the CPU's vector registers (x86-64: zmm0-31 with AVX-512, else ymm0-15 with AVX,
+ * else xmm0-15; elsewhere nothing).  glibc's string functions move data through them, and
+ * their contents reach ordinary memory whenever they are saved: by the dynamic linker's
+ * resolver on a lazily bound first call (which saves every vector register on the stack),
+ * or in a signal frame.  Call it after a secret went through a copy that is not ours
+ * (libcurl building a request).  Clobbers every vector register; no effect on memory. */
+void sfs_wipe_registers(void);
+
 /* Constant-time comparison of two equal-length buffers. */
 bool sfs_equal_ct(const void *a, const void *b, size_t n);
 

@@ -170,6 +170,22 @@ static void test_helpers(void)
     CHECK(sfs_equal_ct(x, y, 31));
 }
 
+/* A pattern left in a vector register is gone after sfs_wipe_registers (x86-64). */
+static void test_wipe_registers(void)
+{
+#if defined(__x86_64__)
+    unsigned char pattern[16], after[16];
+
+    memset(pattern, 0xA5, sizeof pattern);
+    __asm__ volatile("movdqu %0, %%xmm7" : : "m"(pattern) : "xmm7");
+    sfs_wipe_registers();
+    __asm__ volatile("movdqu %%xmm7, %0" : "=m"(after) : : "xmm7");
+    CHECK(all_zero(after, sizeof after));
+#else
+    sfs_wipe_registers();
+#endif
+}
+
 int main(void)
 {
     if (sfs_crypto_init() < 0)
@@ -180,5 +196,6 @@ int main(void)
     test_free_wipes();
     test_locked();
     test_helpers();
+    test_wipe_registers();
     return check_result();
 }
