@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,7 +227,8 @@ static int etcd_open(sfs_store *s, const char *rest, struct sfs_err *err)
     if (rc == 0 && o->password_file)
         rc = read_password(e, o->password_file, err);
     if (rc == 0 && !(e->conn = sfs_etcd_conn_new(&e->cfg)))
-        rc = sfs_err_set(err, -ENOMEM, "cannot set up libcurl");
+        rc = sfs_err_set(err, -ENOMEM, "cannot set up the etcd client (libcurl, or locked "
+                         "memory for the auth token: see `ulimit -l`)");
     snprintf(e->endpoint, sizeof e->endpoint, "%s", e->cfg.endpoints[0] ? e->cfg.endpoints[0]
                                                                         : "");
     if (rc < 0) {
@@ -866,6 +868,12 @@ static void *watch_main(void *arg)
     unsigned backoff = 100;
     bool need_resync;
     int64_t from;
+    sigset_t all;
+
+    /* No signal is ever handled here: a signal frame would save this thread's registers,
+     * which carry pieces of its auth token and requests, on its stack. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     pthread_mutex_lock(&e->lock);
     need_resync = e->mirror_rev == 0;

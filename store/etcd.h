@@ -153,8 +153,10 @@ struct sfs_etcd_cfg {
     unsigned dial_ms, request_ms;
 };
 
-/* One connection: a curl handle, the endpoint it talks to, its auth token.  Used by one
- * thread at a time (the caller's, or the watch thread's own). */
+/* One connection: a curl handle, the endpoint it talks to, its auth token (with a user:
+ * in a locked arena of its own, with the authenticate request and answer).  Used by one
+ * thread at a time (the caller's, or the watch thread's own).  NULL from _new when out of
+ * memory or, with a user, of locked memory. */
 typedef struct sfs_etcd_conn sfs_etcd_conn;
 
 sfs_etcd_conn *sfs_etcd_conn_new(const struct sfs_etcd_cfg *cfg);

@@ -5,10 +5,18 @@
  * request_ms has passed, and authenticates again when the token is gone or refused.  The
  * watch is one streaming POST whose answer is a sequence of newline-terminated JSON objects.
  * The only file that includes curl.h.
+ *
+ * Credentials: the password (in the store's secure memory) and the token it buys never sit
+ * in ordinary memory.  The authenticate request is built, and its answer read and parsed,
+ * in the connection's own secure arena (no JSON library copy); the Authorization header is
+ * a curl_slist node of ours pointing into it; and libcurl's own heap, where it copies every
+ * header and a POST body under 64 KiB before sending them, is zeroed block by block as it
+ * is freed (curl_global_init_mem), its receive buffer right after an answer is copied out.
  */
 #include "store/etcd.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +31,21 @@ struct buf {
     size_t n, cap;
 };
 
+#define TOKEN_MAX 2048          /* etcd's JWT tokens are a few hundred bytes */
+#define AUTH_ANSWER_MAX 8192
+
 struct sfs_etcd_conn {
     const struct sfs_etcd_cfg *cfg;
     CURL *easy;
     CURLM *multi;              /* the watch stream runs here, so a wakeup can interrupt it */
     size_t cur;                /* index into cfg->endpoints */
-    char *token;               /* auth token, or NULL */
+    sfs_arena *secure;         /* with a user: the four buffers below */
+    char *token;               /* the auth token ("": none) */
+    char *auth_hdr;            /* "Authorization: TOKEN", the data of auth_node */
+    char *auth_body;           /* the authenticate request while it is sent */
+    size_t auth_body_cap;
+    char *answer;              /* the authenticate answer while it is read */
+    struct curl_slist auth_node;
     uint64_t received;
     unsigned budget_ms;        /* overrides cfg->request_ms for a call when nonzero */
     bool maybe_applied;        /* the last attempt may have reached etcd, answer lost */
@@ -53,6 +70,62 @@ static void sleep_ms(long ms)
         ;
 }
 
+/* ---- libcurl's heap, zeroed as it is freed ---- */
+
+static void *wiped_malloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void wiped_free(void *p)
+{
+    if (p) {
+        sfs_wipe(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+/* Never glibc's realloc, which may move a block and leave the old bytes behind. */
+static void *wiped_realloc(void *p, size_t n)
+{
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q;
+
+    if (p && n <= old)
+        return p;
+    q = malloc(n ? n : 1);
+    if (q && p) {
+        memcpy(q, p, old);
+        wiped_free(p);
+    }
+    return q;
+}
+
+static char *wiped_strdup(const char *str)
+{
+    return strdup(str);
+}
+
+static void *wiped_calloc(size_t n, size_t size)
+{
+    return calloc(n, size);
+}
+
+/* Sets up the secure arena of a connection with a user: token, header, request, answer. */
+static int secure_parts(sfs_etcd_conn *c)
+{
+    const struct sfs_etcd_cfg *cfg = c->cfg;
+    size_t pw = cfg->password ? strlen(cfg->password) : 0;
+
+    c->auth_body_cap = 6 * (strlen(cfg->user) + pw) + 32;
+    c->secure = sfs_arena_new(2 * TOKEN_MAX + AUTH_ANSWER_MAX + c->auth_body_cap + 256);
+    c->token = c->secure ? sfs_arena_alloc(c->secure, TOKEN_MAX + 1) : NULL;
+    c->auth_hdr = c->token ? sfs_arena_alloc(c->secure, TOKEN_MAX + 32) : NULL;
+    c->auth_body = c->auth_hdr ? sfs_arena_alloc(c->secure, c->auth_body_cap) : NULL;
+    c->answer = c->auth_body ? sfs_arena_alloc(c->secure, AUTH_ANSWER_MAX + 1) : NULL;
+    return c->answer ? 0 : -ENOMEM;
+}
+
 sfs_etcd_conn *sfs_etcd_conn_new(const struct sfs_etcd_cfg *cfg)
 {
     static bool curl_ready;
@@ -60,7 +133,8 @@ sfs_etcd_conn *sfs_etcd_conn_new(const struct sfs_etcd_cfg *cfg)
 
     if (!curl_ready) {
         /* First use is from the thread that opens the store, before any watch thread. */
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, wiped_malloc, wiped_free,
+                                 wiped_realloc, wiped_strdup, wiped_calloc) != CURLE_OK)
             return NULL;
         curl_ready = true;
     }
@@ -70,11 +144,22 @@ sfs_etcd_conn *sfs_etcd_conn_new(const struct sfs_etcd_cfg *cfg)
     c->cfg = cfg;
     c->easy = curl_easy_init();
     c->multi = curl_multi_init();
-    if (!c->easy || !c->multi) {
+    if (!c->easy || !c->multi || (cfg->user && secure_parts(c) < 0)) {
         sfs_etcd_conn_free(c);
         return NULL;
     }
     return c;
+}
+
+static bool has_token(const sfs_etcd_conn *c)
+{
+    return c->token && c->token[0];
+}
+
+static void drop_token(sfs_etcd_conn *c)
+{
+    if (c->token)
+        sfs_wipe(c->token, TOKEN_MAX + 1);
 }
 
 void sfs_etcd_conn_free(sfs_etcd_conn *c)
@@ -85,7 +170,7 @@ void sfs_etcd_conn_free(sfs_etcd_conn *c)
         curl_easy_cleanup(c->easy);
     if (c->multi)
         curl_multi_cleanup(c->multi);
-    free(c->token);
+    sfs_arena_free(c->secure);
     free(c);
 }
 
@@ -140,7 +225,7 @@ static size_t collect(char *data, size_t size, size_t nmemb, void *ctx)
 static struct curl_slist *setup(sfs_etcd_conn *c, const char *path, struct curl_slist *h)
 {
     const struct sfs_etcd_cfg *cfg = c->cfg;
-    char url[512], auth[1024];
+    char url[512];
 
     snprintf(url, sizeof url, "%s://%s%s", cfg->tls_at[c->cur] ? "https" : "http",
              cfg->endpoints[c->cur], path);
@@ -164,12 +249,15 @@ static struct curl_slist *setup(sfs_etcd_conn *c, const char *path, struct curl_
     h = curl_slist_append(h, "Content-Type: application/json");
     /* etcd refuses requests on a member that has lost its leader instead of hanging. */
     h = h ? curl_slist_append(h, "Grpc-Metadata-hasleader: true") : NULL;
-    if (h && c->token) {
-        snprintf(auth, sizeof auth, "Authorization: %s", c->token);
-        h = curl_slist_append(h, auth);
-        sfs_wipe(auth, sizeof auth);
+    if (h && has_token(c)) {
+        /* our own node, in secure memory, ahead of curl's (which the caller frees) */
+        snprintf(c->auth_hdr, TOKEN_MAX + 32, "Authorization: %s", c->token);
+        c->auth_node.data = c->auth_hdr;
+        c->auth_node.next = h;
+        curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, &c->auth_node);
+    } else {
+        curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, h);
     }
-    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, h);
     c->curl_msg[0] = '\0';
     return h;
 }
@@ -197,10 +285,11 @@ static bool tls_setup_error(CURLcode cc)
            cc == CURLE_SSL_CRL_BADFILE || cc == CURLE_SSL_ISSUER_ERROR;
 }
 
-/* One POST to the current endpoint within `timeout_ms`.  Returns 0 with *http and the body in
- * `out`, or a network -errno with err set. */
+/* One POST to the current endpoint within `timeout_ms`; the answer goes to write(ctx).
+ * Returns 0 with *http, or a network -errno with err set. */
 static int post_once(sfs_etcd_conn *c, const char *path, const char *body, size_t blen,
-                     long timeout_ms, long *http, struct buf *out, struct sfs_err *err)
+                     long timeout_ms, long *http, curl_write_callback write, void *ctx,
+                     struct sfs_err *err)
 {
     struct curl_slist *h = setup(c, path, NULL);
     long dial = c->cfg->dial_ms < (unsigned long)timeout_ms ? (long)c->cfg->dial_ms
@@ -214,8 +303,8 @@ static int post_once(sfs_etcd_conn *c, const char *path, const char *body, size_
         curl_easy_setopt(c->easy, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, dial);
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, write);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, ctx);
     cc = h ? curl_easy_perform(c->easy) : CURLE_OUT_OF_MEMORY;
     if (cc != CURLE_OK) {
         long sent = 0;
@@ -233,10 +322,11 @@ static int post_once(sfs_etcd_conn *c, const char *path, const char *body, size_
                              c->curl_msg[0] ? c->curl_msg : curl_easy_strerror(cc));
     } else {
         curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, http);
-        c->received += out->n;
     }
     curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(h);
+    if (c->secure)
+        sfs_wipe_registers();   /* the token (or password) went through them */
     return rc;
 }
 
@@ -346,7 +436,7 @@ static int attempt(sfs_etcd_conn *c, const char *path, const char *body, size_t 
     int rc;
 
     *v = V_NEXT;
-    if (c->cfg->user && !c->token && strcmp(path, "/v3/auth/authenticate") != 0) {
+    if (c->cfg->user && !has_token(c)) {
         rc = authenticate(c, left, err);
         if (rc < 0) {
             if (rc == -EACCES)
@@ -355,7 +445,8 @@ static int attempt(sfs_etcd_conn *c, const char *path, const char *body, size_t 
             return rc;
         }
     }
-    rc = post_once(c, path, body, blen, left, &http, &b, err);
+    rc = post_once(c, path, body, blen, left, &http, collect, &b, err);
+    c->received += b.n;
     if (rc == -EACCES)
         *v = V_FAIL;   /* TLS set up wrong: no retry helps */
     if (rc == 0)
@@ -385,8 +476,7 @@ static int call_body(sfs_etcd_conn *c, const char *path, const char *body, size_
             return 0;
         c->unsure = c->unsure || c->maybe_applied;
         if (v == V_REAUTH && !reauthed) {
-            free(c->token);
-            c->token = NULL;
+            drop_token(c);
             reauthed = true;
             continue;
         }
@@ -421,35 +511,134 @@ int sfs_etcd_call(sfs_etcd_conn *c, const char *path, json_t *req, json_t **resp
     return rc;
 }
 
-static int authenticate(sfs_etcd_conn *c, long timeout_ms, struct sfs_err *err)
+/* Appends `str` to b + *n as a JSON string (quotes, backslashes and control characters
+ * escaped; b has room for 6 bytes per byte of str, plus 2). */
+static void json_quote(char *b, size_t *n, const char *str)
 {
-    json_t *req = json_pack("{s:s,s:s}", "name", c->cfg->user, "password",
-                            c->cfg->password ? c->cfg->password : "");
-    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    struct buf b = { 0 };
+    static const char hex[] = "0123456789abcdef";
+
+    b[(*n)++] = '"';
+    for (; *str; str++) {
+        unsigned char ch = (unsigned char)*str;
+        if (ch == '"' || ch == '\\') {
+            b[(*n)++] = '\\';
+            b[(*n)++] = (char)ch;
+        } else if (ch < 0x20) {
+            memcpy(b + *n, "\\u00", 4);
+            *n += 4;
+            b[(*n)++] = hex[ch >> 4];
+            b[(*n)++] = hex[ch & 15];
+        } else {
+            b[(*n)++] = (char)ch;
+        }
+    }
+    b[(*n)++] = '"';
+}
+
+/* {"name":USER,"password":PASSWORD} in c->auth_body (secure memory); returns its length. */
+static size_t auth_body(sfs_etcd_conn *c)
+{
+    size_t n = 0;
+
+    memcpy(c->auth_body, "{\"name\":", 8);
+    n = 8;
+    json_quote(c->auth_body, &n, c->cfg->user);
+    memcpy(c->auth_body + n, ",\"password\":", 12);
+    n += 12;
+    json_quote(c->auth_body, &n, c->cfg->password ? c->cfg->password : "");
+    c->auth_body[n++] = '}';
+    c->auth_body[n] = '\0';
+    return n;
+}
+
+/* The authenticate answer, collected in c->answer; libcurl's receive buffer is zeroed as
+ * soon as its bytes are copied out (it would keep the token until overwritten). */
+struct answer {
+    sfs_etcd_conn *c;
+    size_t n;
+    bool too_big;
+};
+
+static size_t collect_secret(char *data, size_t size, size_t nmemb, void *ctx)
+{
+    struct answer *a = ctx;
+    size_t n = size * nmemb;
+
+    if (a->n + n > AUTH_ANSWER_MAX) {
+        a->too_big = true;
+    } else {
+        memcpy(a->c->answer + a->n, data, n);
+        a->n += n;
+        a->c->answer[a->n] = '\0';
+    }
+    sfs_wipe(data, n);
+    return a->too_big ? 0 : n;
+}
+
+/* Copies the "token" string of etcd's authenticate answer (`{"header":{...},"token":"..."}`,
+ * in c->answer) into c->token, and nowhere else.  Returns 0 or -EPROTO. */
+static int take_token(sfs_etcd_conn *c)
+{
+    const char *p = strstr(c->answer, "\"token\"");
+    size_t n = 0;
+
+    if (!p)
+        return -EPROTO;
+    p += 7 + strspn(p + 7, " \t\r\n");
+    if (*p++ != ':')
+        return -EPROTO;
+    p += strspn(p, " \t\r\n");
+    if (*p++ != '"')
+        return -EPROTO;
+    while (n < TOKEN_MAX && p[n] && p[n] != '"' && p[n] != '\\' && (unsigned char)p[n] >= 0x20)
+        n++;
+    if (n == 0 || p[n] != '"')
+        return -EPROTO;
+    memcpy(c->token, p, n);
+    c->token[n] = '\0';
+    return 0;
+}
+
+/* Judges an authenticate answer that is not a token: etcd's error, which holds no secret. */
+static int auth_refused(sfs_etcd_conn *c, long http, size_t n, struct sfs_err *err)
+{
+    struct buf b = { c->answer, n, AUTH_ANSWER_MAX + 1 };
     json_t *resp = NULL;
     enum verdict v;
-    long http = 0;
-    const char *tok;
-    int rc;
+    int rc = judge(c, http, &b, &resp, &v, err);
 
-    json_decref(req);
-    if (!body)
-        return sfs_err_set(err, -ENOMEM, "out of memory authenticating to etcd");
-    rc = post_once(c, "/v3/auth/authenticate", body, strlen(body), timeout_ms, &http, &b, err);
-    sfs_wipe(body, strlen(body));
-    free(body);
-    if (rc == 0)
-        rc = judge(c, http, &b, &resp, &v, err);
+    json_decref(resp);
     if (rc == -EACCES)
         sfs_err_set(err, rc, "%s: etcd refused the password of user '%s'; check [etcd] "
                     "password_file", sfs_etcd_conn_endpoint(c), c->cfg->user);
-    tok = rc == 0 ? json_string_value(json_object_get(resp, "token")) : NULL;
-    if (rc == 0 && !(tok && (c->token = strdup(tok))))
+    return rc < 0 ? rc : -EIO;
+}
+
+static int authenticate(sfs_etcd_conn *c, long timeout_ms, struct sfs_err *err)
+{
+    struct answer a = { c, 0, false };
+    size_t blen;
+    long http = 0;
+    int rc;
+
+    if (!c->secure)
+        return sfs_err_set(err, -ENOMEM, "no secure memory for the etcd token");
+    drop_token(c);
+    blen = auth_body(c);
+    rc = post_once(c, "/v3/auth/authenticate", c->auth_body, blen, timeout_ms, &http,
+                   collect_secret, &a, err);
+    sfs_wipe(c->auth_body, blen);
+    c->received += a.n;
+    if (a.too_big)
+        rc = sfs_err_set(err, -EPROTO, "%s: an authenticate answer of over %d bytes; is this "
+                         "etcd?", sfs_etcd_conn_endpoint(c), AUTH_ANSWER_MAX);
+    else if (rc == 0 && http != 200)
+        rc = auth_refused(c, http, a.n, err);
+    else if (rc == 0 && take_token(c) < 0)
         rc = sfs_err_set(err, -EPROTO, "%s: etcd's authenticate answer has no token; is auth "
                          "enabled on the cluster?", sfs_etcd_conn_endpoint(c));
-    json_decref(resp);
-    free(b.p);
+    sfs_wipe(c->answer, AUTH_ANSWER_MAX + 1);
+    sfs_wipe_registers();
     return rc;
 }
 
@@ -756,6 +945,8 @@ static size_t on_stream(char *data, size_t size, size_t nmemb, void *ctx)
     struct stream *st = ctx;
     size_t n = size * nmemb, start = 0, i;
 
+    if (st->c->secure)
+        sfs_wipe_registers();   /* before the JSON library: the request's token */
     st->c->received += n;
     if (collect(data, size, nmemb, &st->line) != n)
         return 0;
@@ -820,8 +1011,7 @@ int sfs_etcd_watch(sfs_etcd_conn *c, const char *prefix, int64_t start_rev,
     json_decref(req);
     if (!body)
         return sfs_err_set(err, -ENOMEM, "out of memory building the etcd watch");
-    free(c->token);
-    c->token = NULL;
+    drop_token(c);
     if (c->cfg->user && (rc = authenticate(c, (long)c->cfg->request_ms, err)) < 0)
         goto out;
     h = setup(c, "/v3/watch", NULL);

@@ -321,6 +321,36 @@ class Fleet(harness.CliSandbox):
         super().cleanup()
 
 
+MEMORY_REGION_MAX = 1 << 30   # larger mappings are sanitizer shadow memory, not data
+
+
+def memory_of(pid):
+    """[(locked, bytes)] of every readable mapping of `pid` (root only): locked is true for
+    the mlock()ed ones (VmFlags "lo" in /proc/PID/smaps: the secure arenas of
+    crypto/secmem.c and libsodium's guarded allocations).  Never print what it returns."""
+    maps, cur = [], None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split(None, 2)
+            if head and "-" in head[0] and not head[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                cur = [lo, hi, "r" in head[1], False]
+                maps.append(cur)
+            elif line.startswith("VmFlags:") and cur:
+                cur[3] = "lo" in line.split()[1:]
+    out = []
+    with open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for lo, hi, readable, locked in maps:
+            if not readable or hi - lo > MEMORY_REGION_MAX:
+                continue
+            try:
+                mem.seek(lo)
+                out.append((locked, mem.read(hi - lo)))
+            except (OSError, ValueError, OverflowError):
+                continue   # [vvar] and the like
+    return out
+
+
 def fleet_main(*tests):
     need_fleet()
     run_all(*tests)

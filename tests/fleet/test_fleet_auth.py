@@ -5,15 +5,18 @@ read-write role; simple tokens expire every 2 s (--auth-token-ttl 2) and are ren
 - an admin (read-write user) update reaches them, also after their tokens expired
 - a write by the read-only user is refused clearly (permission denied) and changes nothing
 - a wrong password, and a password file others may read, are refused clearly
+- the password, and the tokens it buys, are nowhere in a daemon's memory but its locked
+  arenas (a scan of /proc/PID/mem over every other mapping)
 """
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
 
 from fleetlib import (RECOVER_DEADLINE, Fleet, TestFailure, canary, check, fleet_main,
-                      redact, serves, status)
+                      memory_of, redact, serves, status)
 
 TTL = 2
 
@@ -138,5 +141,63 @@ def test_roles_and_token_expiry():
         f.check_no_leaks(list(expected))
 
 
+# etcd 3.4's simple tokens: 16 letters, a dot, an index
+SIMPLE_TOKEN = re.compile(rb"(?<![A-Za-z])[A-Za-z]{16}\.[0-9]+(?![0-9])")
+
+
+def secrets_outside_locked_memory(pid, pw):
+    """Scans the daemon: (whether the password is in its locked memory, whether it is
+    anywhere else, the tokens found in its locked memory, those of them found elsewhere)."""
+    regions = memory_of(pid)
+    locked = [d for is_locked, d in regions if is_locked]
+    other = [d for is_locked, d in regions if not is_locked]
+    tokens = {t for d in locked for t in SIMPLE_TOKEN.findall(d)}
+    return (any(pw in d for d in locked), any(pw in d for d in other), tokens,
+            {t for t in tokens if any(t in d for d in other)})
+
+
+def test_password_only_in_locked_memory():
+    """The daemon's etcd password, and the auth tokens it gets for it, live only in locked
+    secure memory: after it has authenticated (at start, for its watch, and again once its
+    tokens expired), every other readable mapping of the daemon is free of them."""
+    with Fleet(auth_token_ttl=TTL) as f:
+        base = {"MEM_A": canary("mem")}
+        f.put_secrets(base)
+        c = f.cluster
+        c.enable_auth(f.prefix)
+        end = "/" + f.prefix[:-1] + chr(ord(f.prefix[-1]) + 1)
+        c.etcdctl(["role", "grant-permission", "sfs-ro", "read", "/" + f.prefix, end])
+        c.etcdctl(["role", "grant-permission", "sfs-rw", "readwrite", "/" + f.prefix, end])
+        # distinctive, but not a data-dir canary: etcd 3.4's WAL keeps the plaintext of the
+        # `user add` request itself; checked against every log below
+        pw = ("sfsmempw-" + os.urandom(12).hex()).encode()
+        c.add_user("sfsmem", pw.decode(), "sfs-ro")
+        admin = "sfsmemadm:" + os.urandom(8).hex()
+        c.add_user("sfsmemadm", admin.split(":")[1], "sfs-rw")
+        mnt = f.mount(0, opts=["--config", write_user_config(f, "mem", "sfsmem", pw)])
+        admin_cfg = write_user_config(f, "memadm", "sfsmemadm", admin.split(":")[1])
+        check(serves(mnt, base), "the daemon with the canary password does not serve")
+        pid = f.daemon(mnt).pid
+        for rnd in range(3):
+            if rnd:
+                wait_token_expiry(f, "sfsmem:" + pw.decode())
+                base["MEM_A"] = canary("mem%d" % rnd)
+                f.run(["set", "MEM_A", "--config", admin_cfg], input=base["MEM_A"])
+                f.wait_served([mnt], base, timeout=RECOVER_DEADLINE)
+                f.run(["reload", "--timeout", "20", mnt], timeout=60)  # a fresh read: login
+            in_locked, elsewhere, tokens, leaked = secrets_outside_locked_memory(pid, pw)
+            check(in_locked, "the scan did not find the password in the locked arenas "
+                  "(round %d): the scan is broken" % rnd)
+            check(not elsewhere, "the etcd password is in the daemon's memory outside its "
+                  "locked arenas (round %d)" % rnd)
+            check(tokens, "no auth token in the daemon's locked memory (round %d)" % rnd)
+            check(not leaked, "%d of %d auth tokens are in the daemon's memory outside its "
+                  "locked arenas (round %d)" % (len(leaked), len(tokens), rnd))
+            print("   round %d: password and %d token(s) only in locked memory" % (
+                rnd, len(tokens)))
+        check(pw not in f.all_logs(), "the etcd password appears in a log")
+        f.check_no_leaks(list(base))
+
+
 if __name__ == "__main__":
-    fleet_main(test_roles_and_token_expiry)
+    fleet_main(test_roles_and_token_expiry, test_password_only_in_locked_memory)

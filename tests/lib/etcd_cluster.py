@@ -732,6 +732,12 @@ class EtcdCluster:
         self.put(key, b"%d %d" % (int(time.time()) - budget - self.RECLAIM_SLACK - late,
                                   budget))
 
+    def add_user(self, name, password, role):
+        """Adds user `name` with `role` through the gateway as root (auth must be on): the
+        password never appears on a command line (etcdctl would take it in argv)."""
+        self._post("auth/user/add", {"name": name, "password": password})
+        self._post("auth/user/grant", {"user": name, "role": role})
+
     # ---- inspection ----
 
     def data_files(self):
