@@ -325,9 +325,13 @@ MEMORY_REGION_MAX = 1 << 30   # larger mappings are sanitizer shadow memory, not
 
 
 def memory_of(pid):
-    """[(locked, bytes)] of every readable mapping of `pid` (root only): locked is true for
+    """[(secure, bytes)] of every readable mapping of `pid` (root only): secure is true for
     the mlock()ed ones (VmFlags "lo" in /proc/PID/smaps: the secure arenas of
-    crypto/secmem.c and libsodium's guarded allocations).  Never print what it returns."""
+    crypto/secmem.c and libsodium's guarded allocations).  In a sanitizer build, whose
+    mlock() is a no-op, the arenas are told by MADV_DONTDUMP ("dd") instead.  Never print
+    what it returns."""
+    with open("/proc/%d/maps" % pid) as f:
+        secure_flag = "dd" if "libasan" in f.read() else "lo"
     maps, cur = [], None
     with open("/proc/%d/smaps" % pid) as f:
         for line in f:
@@ -337,7 +341,7 @@ def memory_of(pid):
                 cur = [lo, hi, "r" in head[1], False]
                 maps.append(cur)
             elif line.startswith("VmFlags:") and cur:
-                cur[3] = "lo" in line.split()[1:]
+                cur[3] = secure_flag in line.split()[1:]
     out = []
     with open("/proc/%d/mem" % pid, "rb", 0) as mem:
         for lo, hi, readable, locked in maps:
