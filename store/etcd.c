@@ -7,7 +7,9 @@
  * Reading: a consistent range of the prefix at one revision, then the commit record says
  * which generation is current, how many values it has and their digest; the set is that,
  * exactly, or an error.  Writing: read-edit-write, one compare-and-swap on the commit's
- * mod_revision, retried.  Watching: a thread mirrors the prefix's ciphertext from a watch
+ * mod_revision, retried; a commit whose answer was lost is looked up in the commit key's
+ * history before the edit runs again; after a write, abandoned staged generations are
+ * reclaimed (etcd_gen.c).  Watching: a thread mirrors the prefix's ciphertext from a watch
  * stream (it never holds the key); the caller's load decrypts from the mirror.
  */
 #include "store/etcd.h"
