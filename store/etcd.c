@@ -49,8 +49,8 @@ struct etcd {
                                    * and `stop` */
     pthread_cond_t wake;
     struct sfs_etcd_kvs mirror;   /* the prefix's ciphertext, in key order */
-    sfs_etcd_memo *memo;          /* the last decode (under `lock`), for a watcher's
-                                   * reloads to decrypt only what changed; NULL: none */
+    sfs_etcd_memo *memo;          /* the last decode, for a watcher's reloads to decrypt
+                                   * only what changed (the loading thread's); NULL: none */
     int64_t mirror_rev;           /* the revision the mirror reflects; 0: none yet */
     int64_t change_rev;           /* the newest complete change the mirror holds */
     int64_t tried_rev;            /* what the last load read (loaded or refused) */

@@ -115,8 +115,8 @@ const unsigned char *sfs_etcd_kv_hash(struct sfs_etcd_kv *kv);
  * hash, opened under the same key ring, decodes to the same entry (the name, the value and
  * the times are all sealed inside it), so a reload after a one-secret change decrypts one
  * blob, not the whole set.  It costs a second copy of the set's bytes in locked memory.
- * Not thread-safe: the backend calls it under its mirror lock.  A NULL memo (a one-shot
- * command's backend, which loads once) remembers nothing. */
+ * Not thread-safe: only the thread that loads uses it (the watch thread never does).  A
+ * NULL memo (a one-shot command's backend, which loads once) remembers nothing. */
 typedef struct sfs_etcd_memo sfs_etcd_memo;
 
 sfs_etcd_memo *sfs_etcd_memo_new(void);
