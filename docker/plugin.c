@@ -27,7 +27,6 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -36,6 +35,7 @@
 
 #include "docker/http.h"
 #include "util/log.h"
+#include "util/process.h"
 
 extern char **environ;
 
@@ -1192,13 +1192,10 @@ static void serve_signals(struct plugin *p, const sigset_t *sigs)
  * /proc/PID/mem for processes of its user that are not root. */
 static int keep_passphrase_private(struct sfs_err *err)
 {
-    struct rlimit no_core = {0, 0};
+    int rc = sfs_process_private(err);
 
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-        return sfs_err_set(err, -errno, "cannot disable core dumps (PR_SET_DUMPABLE): %s",
-                           strerror(errno));
-    if (setrlimit(RLIMIT_CORE, &no_core) < 0)
-        return sfs_err_set(err, -errno, "cannot set RLIMIT_CORE to 0: %s", strerror(errno));
+    if (rc < 0)
+        return rc;
     sfs_info("the key file is protected: its passphrase is kept in locked memory and handed "
              "to each mount and list through a pipe (SECRETFS_PASSPHRASE_FD=%d)", PASS_FD);
     return 0;

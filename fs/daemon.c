@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -31,6 +30,7 @@
 #include "secrets/dotenv.h"
 #include "secrets/names.h"
 #include "util/log.h"
+#include "util/process.h"
 
 #define LONG_TIMEOUT (24.0 * 3600.0)
 #define SFS_PLATFORM_FILE_MAX (4u << 20)
@@ -59,13 +59,10 @@ struct runtime {
 
 static int harden_process(struct sfs_err *err)
 {
-    struct rlimit no_core = {0, 0};
+    int rc = sfs_process_private(err);
 
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
-        return sfs_err_set(err, -errno, "cannot disable core dumps (PR_SET_DUMPABLE): %s",
-                           strerror(errno));
-    if (setrlimit(RLIMIT_CORE, &no_core) < 0)
-        return sfs_err_set(err, -errno, "cannot set RLIMIT_CORE to 0: %s", strerror(errno));
+    if (rc < 0)
+        return rc;
     sfs_secmem_require_lock(true);
     /* Memory that does not depend on load: FUSE workers share two malloc arenas, where
      * glibc would add one (about 1 MB resident) each time workers contend, up to 8 per core.
