@@ -17,16 +17,10 @@ import tempfile
 import time
 
 import faultlib
+from auditlib import finish, start_reader
 import harness
 from harness import (SECRETFS, SKIP, CliSandbox, TestFailure, canary, check, ensure_test_user,
                      leaks, need_fuse, run_all, start_foreground, wait_for)
-
-READER = ("import os,sys\n"
-          "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
-          "n = len(os.read(fd, 1 << 20))\n"
-          "os.close(fd)\n"
-          "sys.stdout.write('read %d\\n' % n); sys.stdout.flush()\n"
-          "sys.stdin.readline()\n")
 
 
 def records(log):
@@ -90,26 +84,6 @@ def child_cgroup():
                 time.sleep(0.1)
 
 
-def start_reader(path, user=None, cgroup=None):
-    """A reader process that opens `path`, reads it and waits for a line on stdin."""
-    def enter():
-        if cgroup:
-            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-                f.write("0")
-    argv = ["/usr/bin/python3", "-c", READER, path]
-    if user:
-        argv = ["setpriv", "--reuid=%d" % user[0], "--regid=%d" % user[1], "--clear-groups",
-                "--"] + argv
-    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         preexec_fn=enter)
-    line = p.stdout.readline().decode()
-    check(line.startswith("read "), "the reader could not read %s" % os.path.basename(path))
-    return p
-
-
-def finish(p):
-    p.stdin.close()
-    p.wait(timeout=10)
 
 
 def fingerprint(sb, value, log):

@@ -3,32 +3,10 @@ DIR/VOLUME.log with DIR created 0700 and held to the StrictModes rule), implies 
 and says so in Get's Status; without it, the config's [mount] audit (the host mount's) does
 not reach volumes.  A record names the secret and the reader's pid and uid, never a value."""
 import os
-import subprocess
 
+from auditlib import finish, start_reader
 from dockerlib import (PluginSandbox, audit_records, check, harness, mount_id, ok,
                        wait_audit_record)
-
-READER = ("import os,sys\n"
-          "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
-          "n = len(os.read(fd, 1 << 20))\n"
-          "os.close(fd)\n"
-          "sys.stdout.write('read %d\\n' % n); sys.stdout.flush()\n"
-          "sys.stdin.readline()\n")
-
-
-def read_as(uid, gid, path):
-    """Reads `path` as uid/gid in a process that stays until stopped; returns it."""
-    p = subprocess.Popen(["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
-                          "--", "/usr/bin/python3", "-c", READER, path],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    line = p.stdout.readline()
-    check(line.startswith(b"read "), "the reader could not read %s: %r" % (path, line))
-    return p
-
-
-def stop(p):
-    p.stdin.close()
-    p.wait(timeout=30)
 
 
 def test_audit_dir():
@@ -52,7 +30,7 @@ def test_audit_dir():
         check(status.get("audit") == "on" and status.get("cache") == "none",
               "the mount is audited, cache=none: %s" % status)
         ctr = sb.bind("db")
-        reader = read_as(uid, gid, os.path.join(ctr, "DB_PASSWORD"))
+        reader = start_reader(os.path.join(ctr, "DB_PASSWORD"), user=(uid, gid))
         try:
             rec = wait_audit_record(log, "the read through the bind", event="open",
                                     name="DB_PASSWORD")
@@ -61,7 +39,7 @@ def test_audit_dir():
                       rec["pid"], rec["uid"], reader.pid, uid))
             check(rec["mount"] == sb.volume_dir("db"), "the record names the volume's mount")
         finally:
-            stop(reader)
+            finish(reader, timeout=30)
         check(wait_audit_record(log, "the mount", event="mount")["secrets"] == 1,
               "the mount is recorded, with the subset's one secret")
         sb.unbind(ctr)

@@ -364,12 +364,6 @@ def stop_reader(pid, r):
     """Stops a forked reader child with SIGTERM and returns the JSON report it wrote to the
     pipe `r` before exiting."""
     os.kill(pid, signal.SIGTERM)
-    data = b""
-    while True:
-        b = os.read(r, 65536)
-        if not b:
-            break
-        data += b
-    os.close(r)
+    data = harness.read_to_eof(r)
     os.waitpid(pid, 0)
     return json.loads(data)

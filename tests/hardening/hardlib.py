@@ -29,6 +29,22 @@ def sighup_pending(pid):
     raise TestFailure("no ShdPnd in /proc/%d/status" % pid)
 
 
+def platform_mount(sb):
+    """Mounts a second, cache=none store holding `platform.env` and makes the sandbox's
+    config read its platform file through it: a daemon whose platform mount is SIGSTOPped
+    (Stopped) hangs inside its next reload.  Returns that mount's daemon pid."""
+    pstore = os.path.join(sb.dir, "platform.store")
+    penv = dict(sb.env, SECRETFS_STORE=pstore)
+    sb.run(["set", "platform.env"], input=b"LIVEKIT_URL=wss://one.example\n", env=penv)
+    pmnt = sb.mountpoint("platform")
+    sb.run(["mount", "--store", pstore, "-o", "cache=none", pmnt])
+    sb.mounts.append(pmnt)
+    ppid = sb.daemon_pid(pmnt)
+    sb.pids.append(ppid)
+    sb.write_config("[platform]\nfile = %s/platform.env\n" % pmnt)
+    return ppid
+
+
 class Stopped:
     """SIGSTOPs a daemon for the with-block (always SIGCONTs it again)."""
 

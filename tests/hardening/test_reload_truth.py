@@ -15,7 +15,7 @@ import sys
 import time
 
 from harness import (SECRETFS, Sandbox, check, need_fuse, read_bytes, run_all, wait_for)
-from hardlib import Stopped, sighup_pending, threads_waiting_in_fuse
+from hardlib import Stopped, platform_mount, sighup_pending, threads_waiting_in_fuse
 
 ROUNDS = int(os.environ.get("SFS_TRUTH_ROUNDS", "2"))
 
@@ -55,16 +55,7 @@ def one_round(sb, mnt, pid, ppid, use_set, n):
 def scenario(cache, use_set):
     need_fuse()
     with Sandbox() as sb:
-        pstore = os.path.join(sb.dir, "platform.store")
-        penv = dict(sb.env)
-        penv["SECRETFS_STORE"] = pstore
-        sb.run(["set", "platform.env"], input=b"LIVEKIT_URL=wss://one.example\n", env=penv)
-        pmnt = sb.mountpoint("platform")
-        sb.run(["mount", "--store", pstore, "-o", "cache=none", pmnt])
-        sb.mounts.append(pmnt)
-        ppid = sb.daemon_pid(pmnt)
-        sb.pids.append(ppid)
-        sb.write_config("[platform]\nfile = %s/platform.env\n" % pmnt)
+        ppid = platform_mount(sb)
         sb.run(["set", "X"], input=b"first")
         # a store large enough that each reload takes a while (~24 MB to decrypt): the reload
         # that follows the held one is slow, so a `reload` that polls sees the held one end

@@ -7,7 +7,7 @@ import signal
 import time
 
 from harness import (Sandbox, check, is_mounted, need_fuse, pid_alive, run_all, wait_for)
-from hardlib import Stopped, threads_waiting_in_fuse
+from hardlib import Stopped, platform_mount, threads_waiting_in_fuse
 
 
 def expect_stops(pid, mnt, within, what):
@@ -48,15 +48,7 @@ def test_fifo_platform_file():
 def test_sigterm_during_stuck_reload():
     need_fuse()
     with Sandbox() as sb:
-        pstore = os.path.join(sb.dir, "platform.store")
-        penv = dict(sb.env, SECRETFS_STORE=pstore)
-        sb.run(["set", "platform.env"], input=b"LIVEKIT_URL=wss://one.example\n", env=penv)
-        pmnt = sb.mountpoint("platform")
-        sb.run(["mount", "--store", pstore, "-o", "cache=none", pmnt])
-        sb.mounts.append(pmnt)
-        ppid = sb.daemon_pid(pmnt)
-        sb.pids.append(ppid)
-        sb.write_config("[platform]\nfile = %s/platform.env\n" % pmnt)
+        ppid = platform_mount(sb)
         sb.run(["set", "A"], input=b"one")
         mnt, pid = sb.mount()
         with Stopped(ppid):

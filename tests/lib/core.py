@@ -49,6 +49,18 @@ def read_bytes(path):
         return f.read()
 
 
+def read_to_eof(fd):
+    """Everything readable from descriptor `fd` until end of file; closes it."""
+    data = b""
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        data += b
+    os.close(fd)
+    return data
+
+
 def errno_of(fn, *args, **kw):
     """Calls fn; returns the errno name of the OSError it raised, or 'ok'."""
     try:

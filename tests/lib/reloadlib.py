@@ -12,7 +12,7 @@ import time
 
 
 import harness  # noqa: E402
-from harness import Sandbox, TestFailure, check, run_all, need_fuse  # noqa: E402,F401
+from harness import Sandbox, TestFailure, check, need_fuse, read_to_eof, run_all  # noqa: E402,F401
 
 CACHE_MODES = ("kernel", "none")
 
@@ -209,13 +209,7 @@ def collect_readers(children):
     """Waits for fork_reader children; returns each one's report, or {"crashed": status}."""
     results = []
     for child, r in children:
-        data = b""
-        while True:
-            b = os.read(r, 65536)
-            if not b:
-                break
-            data += b
-        os.close(r)
+        data = read_to_eof(r)
         _, status = os.waitpid(child, 0)
         results.append(json.loads(data) if data else {"crashed": status})
     return results
